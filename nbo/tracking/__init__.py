@@ -1,0 +1,1 @@
+"""nbo.tracking."""

@@ -1,0 +1,99 @@
+"""Shared fixtures: a tiny, hand-made club that meets the contract."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from nbo.data.contract import TABLES
+from nbo.data.io import write_dataset
+
+Tables = dict[str, pl.DataFrame]
+
+
+def tiny_tables() -> Tables:
+    """Three members, four products, one campaign with two offers; every contract table."""
+    t0 = datetime(2024, 3, 4, 10, 0)
+    lines = [
+        # member, basket, product, store, ts, quantity, sales_value
+        (1, 100, 10, 7, t0, 1.0, 1.5),
+        (1, 100, 11, 7, t0, 2.0, 4.0),
+        (1, 101, 10, 7, datetime(2024, 3, 11, 10, 5), 1.0, 1.5),
+        (2, 200, 12, 8, datetime(2024, 3, 5, 17, 30), 1.0, 3.2),
+        (3, 300, 13, 8, datetime(2024, 3, 6, 12, 0), 0.5, 2.0),
+    ]
+    transactions = pl.DataFrame(
+        lines,
+        schema=[
+            "member_id",
+            "basket_id",
+            "product_id",
+            "store_id",
+            "ts",
+            "quantity",
+            "sales_value",
+        ],
+        orient="row",
+    ).with_columns(retail_disc=pl.lit(0.0), coupon_disc=pl.lit(0.0), coupon_match_disc=pl.lit(0.0))
+    tables: Tables = {
+        "members": pl.DataFrame({"member_id": [1, 2, 3], "joined_at": [datetime(2024, 1, 1)] * 3}),
+        "products": pl.DataFrame(
+            {
+                "product_id": [10, 11, 12, 13],
+                "department": ["DAIRY", "DAIRY", "BAKERY", "PRODUCE"],
+                "category": ["MILK", "CHEESE", "BREAD", "FRUIT"],
+            }
+        ),
+        "transactions": transactions,
+        "campaigns": pl.DataFrame(
+            {
+                "campaign_id": ["C1"],
+                "campaign_type": ["Type A"],
+                "start_date": [date(2024, 3, 1)],
+                "end_date": [date(2024, 3, 31)],
+                "targeted": [True],
+            }
+        ),
+        "campaign_audience": pl.DataFrame({"campaign_id": ["C1", "C1"], "member_id": [1, 2]}),
+        "offers": pl.DataFrame(
+            {
+                "offer_id": ["C1-a", "C1-b"],
+                "campaign_id": ["C1", "C1"],
+                "discount_value": [0.5, 1.0],
+            }
+        ),
+        "offer_products": pl.DataFrame({"offer_id": ["C1-a", "C1-b"], "product_id": [10, 12]}),
+        "redemptions": pl.DataFrame(
+            {"member_id": [1], "offer_id": ["C1-a"], "ts": [datetime(2024, 3, 11, 10, 5)]}
+        ),
+    }
+    return {name: conform_frame(name, frame) for name, frame in tables.items()}
+
+
+def conform_frame(name: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Cast the columns a hand-made frame has to their contract types."""
+    schema = TABLES[name].schema
+    return frame.cast({c: schema[c] for c in frame.columns if c in schema})
+
+
+@pytest.fixture
+def make_club(tmp_path: Path) -> Callable[..., Path]:
+    """Write the tiny club, with any tables replaced, and return its directory."""
+    counter = iter(range(1000))
+
+    def make(**replace: pl.DataFrame) -> Path:
+        tables = tiny_tables() | replace
+        out = tmp_path / f"club{next(counter)}"
+        write_dataset(tables, out, source="test")
+        return out
+
+    return make
+
+
+@pytest.fixture
+def tiny_club(make_club: Callable[..., Path]) -> Path:
+    return make_club()
