@@ -55,7 +55,7 @@ class TableSpec:
     primary_key: tuple[str, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
     description: str = ""
-    required: bool = True  # the table must be in every dataset
+    required: bool = True  # the table must be in every dataset (campaign tables are optional)
     unique_rows: bool = False  # rows must be unique even without a declared key
 
     @property
@@ -182,6 +182,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             primary_key=("campaign_id",),
             description="marketing campaigns, each a validity window for its offers",
+            required=False,
         ),
         TableSpec(
             "campaign_audience",
@@ -192,6 +193,7 @@ TABLES: dict[str, TableSpec] = {
                 ForeignKey(("member_id",), "members", ("member_id",)),
             ),
             description="which members a targeted campaign was sent to",
+            required=False,
         ),
         TableSpec(
             "offers",
@@ -217,6 +219,7 @@ TABLES: dict[str, TableSpec] = {
             primary_key=("offer_id",),
             foreign_keys=(ForeignKey(("campaign_id",), "campaigns", ("campaign_id",)),),
             description="offers (coupons); one offer belongs to one campaign",
+            required=False,
         ),
         TableSpec(
             "offer_products",
@@ -227,6 +230,7 @@ TABLES: dict[str, TableSpec] = {
                 ForeignKey(("product_id",), "products", ("product_id",)),
             ),
             description="the products an offer applies to",
+            required=False,
         ),
         TableSpec(
             "redemptions",
@@ -241,6 +245,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             unique_rows=True,
             description="coupon redemptions",
+            required=False,
         ),
     )
 }

@@ -278,8 +278,19 @@ def _check_foreign_keys(
 ) -> list[Finding]:
     findings = []
     for fk in spec.foreign_keys:
-        if fk.ref_table not in frames:
+        if fk.ref_table not in files:
+            findings.append(
+                Finding(
+                    "error",
+                    spec.name,
+                    files[spec.name],
+                    ", ".join(fk.columns),
+                    f"refers to table {fk.ref_table!r}, which is not in the dataset",
+                )
+            )
             continue
+        if fk.ref_table not in frames:
+            continue  # the referenced table is unreadable; that is reported already
         child = frames[spec.name]
         parent = (
             frames[fk.ref_table]

@@ -156,3 +156,17 @@ def test_part_folder_tables(tiny_club: Path) -> None:
     lines.tail(3).write_parquet(tiny_club / "transactions" / "part-00001.parquet")
     report = validate_dataset(tiny_club)
     assert report.ok and report.rows["transactions"] == 5
+
+
+def test_child_table_without_its_parent(tiny_club: Path) -> None:
+    (tiny_club / "offers.parquet").unlink()
+    report = validate_dataset(tiny_club)
+    tables = sorted(f.table for f in report.errors)
+    assert tables == ["offer_products", "redemptions"], report.render()
+    assert all("'offers', which is not in the dataset" in f.message for f in report.errors)
+
+
+def test_campaign_tables_are_optional(tiny_club: Path) -> None:
+    for name in ("redemptions", "offer_products", "offers", "campaign_audience", "campaigns"):
+        (tiny_club / f"{name}.parquet").unlink()
+    assert validate_dataset(tiny_club).ok

@@ -1,0 +1,54 @@
+"""The command line: exit codes and messages for good and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nbo.cli import app
+
+runner = CliRunner()
+
+
+def test_validate_ok(tiny_club: Path) -> None:
+    result = runner.invoke(app, ["data", "validate", str(tiny_club)])
+    assert result.exit_code == 0, result.output
+    assert "meets the data contract" in result.output
+
+
+def test_validate_bad_dataset_exits_2_without_traceback(tiny_club: Path) -> None:
+    (tiny_club / "offers.parquet").write_bytes(b"not parquet")
+    result = runner.invoke(app, ["data", "validate", str(tiny_club)])
+    assert result.exit_code == 2
+    assert "offers.parquet" in result.output and "cannot be read as Parquet" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_describe(tiny_club: Path) -> None:
+    result = runner.invoke(app, ["data", "describe", str(tiny_club)])
+    assert result.exit_code == 0, result.output
+    assert "baskets per member" in result.output
+
+
+def test_describe_missing_dir_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "describe", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "no such dataset directory" in result.output
+
+
+def test_import_refuses_to_overwrite(tiny_club: Path) -> None:
+    result = runner.invoke(app, ["data", "import", "completejourney", str(tiny_club)])
+    assert result.exit_code == 2
+    assert "--overwrite" in result.output
+
+
+@pytest.mark.slow
+def test_import_completejourney_cli(tmp_path: Path) -> None:
+    out = tmp_path / "cj"
+    result = runner.invoke(app, ["data", "import", "completejourney", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "quantity 0" in result.output
+    assert (out / "manifest.json").is_file()
