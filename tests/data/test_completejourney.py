@@ -7,24 +7,24 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from nbo.data.completejourney import import_completejourney
+from nbo.data.completejourney import import_completejourney, source_tables
 from nbo.data.describe import describe
 from nbo.data.io import ClubData
+from nbo.data.report import ImportReport
 from nbo.data.validate import validate_dataset
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cj(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def cj(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ImportReport]:
     out = tmp_path_factory.mktemp("cj") / "completejourney"
     report = import_completejourney(out)
     return out, report
 
 
-def test_import_sizes(cj: tuple[Path, object]) -> None:
-    out, report = cj
-    club = ClubData(out)
+def test_import_sizes(cj: tuple[Path, ImportReport]) -> None:
+    club = ClubData(cj[0])
     summary = describe(club)
     assert summary.active_members == 2469
     assert 1_400_000 < summary.lines < 1_470_000
@@ -33,17 +33,13 @@ def test_import_sizes(cj: tuple[Path, object]) -> None:
     assert summary.first_ts is not None and summary.first_ts.year == 2017
 
 
-def test_import_is_valid(cj: tuple[Path, object]) -> None:
+def test_import_is_valid(cj: tuple[Path, ImportReport]) -> None:
     report = validate_dataset(cj[0])
     assert report.ok, report.render()
 
 
-def test_every_excluded_row_is_accounted_for(cj: tuple[Path, object]) -> None:
-    from nbo.data.completejourney import source_tables
-    from nbo.data.report import ImportReport
-
-    out, report = cj
-    assert isinstance(report, ImportReport)
+def test_every_excluded_row_is_accounted_for(cj: tuple[Path, ImportReport]) -> None:
+    report = cj[1]
     raw = source_tables()
     excluded = sum(
         n.rows for n in report.notes if n.table == "transactions" and n.action == "excluded"
@@ -54,7 +50,7 @@ def test_every_excluded_row_is_accounted_for(cj: tuple[Path, object]) -> None:
     assert "quantity 0" in reasons and "several campaigns" in reasons
 
 
-def test_coupon_in_several_campaigns_is_one_offer_per_campaign(cj: tuple[Path, object]) -> None:
+def test_coupon_in_several_campaigns_is_one_offer_per_campaign(cj: tuple[Path, ImportReport]) -> None:
     club = ClubData(cj[0])
     offers = club.offers.collect()
     per_code = offers.group_by("coupon_code").agg(pl.col("campaign_id").n_unique())
