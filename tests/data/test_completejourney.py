@@ -15,15 +15,17 @@ from nbo.data.validate import validate_dataset
 
 pytestmark = pytest.mark.slow
 
+Imported = tuple[Path, ImportReport]
+
 
 @pytest.fixture(scope="module")
-def cj(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ImportReport]:
+def cj(tmp_path_factory: pytest.TempPathFactory) -> Imported:
     out = tmp_path_factory.mktemp("cj") / "completejourney"
     report = import_completejourney(out)
     return out, report
 
 
-def test_import_sizes(cj: tuple[Path, ImportReport]) -> None:
+def test_import_sizes(cj: Imported) -> None:
     club = ClubData(cj[0])
     summary = describe(club)
     assert summary.active_members == 2469
@@ -33,12 +35,12 @@ def test_import_sizes(cj: tuple[Path, ImportReport]) -> None:
     assert summary.first_ts is not None and summary.first_ts.year == 2017
 
 
-def test_import_is_valid(cj: tuple[Path, ImportReport]) -> None:
+def test_import_is_valid(cj: Imported) -> None:
     report = validate_dataset(cj[0])
     assert report.ok, report.render()
 
 
-def test_every_excluded_row_is_accounted_for(cj: tuple[Path, ImportReport]) -> None:
+def test_every_excluded_row_is_accounted_for(cj: Imported) -> None:
     report = cj[1]
     raw = source_tables()
     excluded = sum(
@@ -50,7 +52,7 @@ def test_every_excluded_row_is_accounted_for(cj: tuple[Path, ImportReport]) -> N
     assert "quantity 0" in reasons and "several campaigns" in reasons
 
 
-def test_coupon_in_several_campaigns_is_one_offer_per_campaign(cj: tuple[Path, ImportReport]) -> None:
+def test_coupon_in_several_campaigns_is_one_offer_per_campaign(cj: Imported) -> None:
     club = ClubData(cj[0])
     offers = club.offers.collect()
     per_code = offers.group_by("coupon_code").agg(pl.col("campaign_id").n_unique())
