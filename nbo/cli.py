@@ -10,6 +10,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nbo.errors import NboError
@@ -54,11 +55,13 @@ def fails_cleanly(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except NboError as exc:
             err_console.print(
-                f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
             )
         except (OSError, pl.exceptions.PolarsError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            err_console.print(f"[bold red]error:[/] {first}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {escape(first)}", highlight=False, soft_wrap=True
+            )
         raise typer.Exit(EXIT_BAD_INPUT)
 
     return wrapper
@@ -81,7 +84,7 @@ def _print_import(
     changes.add_column("rows", justify="right")
     changes.add_column("why")
     for table_name, action, count, reason in notes:
-        changes.add_row(table_name, action, f"{count:,}", reason)
+        changes.add_row(escape(table_name), action, f"{count:,}", escape(reason))
     if not notes:
         changes.add_row("-", "-", "0", "nothing excluded or transformed")
     console.print(changes)
@@ -132,19 +135,21 @@ def validate_cmd(data_dir: DataDir) -> None:
         report = validate_dataset(data_dir)
     for finding in report.findings:
         style = "red" if finding.severity == "error" else "yellow"
-        console.print(finding.render(), style=style, highlight=False, soft_wrap=True)
+        console.print(finding.render(), style=style, highlight=False, soft_wrap=True, markup=False)
     rows = ", ".join(f"{name} {count:,}" for name, count in report.rows.items())
     if report.ok:
         console.print(
-            f"[green]ok[/]: {data_dir} meets the data contract "
+            f"[green]ok[/]: {escape(str(data_dir))} meets the data contract "
             f"({len(report.warnings)} warning(s)); {rows}",
             highlight=False,
+            soft_wrap=True,
         )
         return
     err_console.print(
-        f"[bold red]invalid[/]: {data_dir}: {len(report.errors)} error(s), "
+        f"[bold red]invalid[/]: {escape(str(data_dir))}: {len(report.errors)} error(s), "
         f"{len(report.warnings)} warning(s)",
         highlight=False,
+        soft_wrap=True,
     )
     raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -219,7 +224,7 @@ def demo_cmd(
     if not (data_dir / "manifest.json").is_file():
         import_completejourney_cmd(data_dir, overwrite=False)
     else:
-        console.print(f"using the dataset already imported at {data_dir}")
+        console.print(f"using the dataset already imported at {data_dir}", markup=False)
     validate_cmd(data_dir)
     describe_cmd(data_dir)
 

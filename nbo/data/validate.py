@@ -9,7 +9,7 @@ dataset of a hundred million receipt lines validates in streaming memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -52,9 +52,15 @@ class Finding:
         return "\n".join(lines)
 
 
+def _fmt_value(value: object) -> str:
+    if isinstance(value, date | datetime):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    return repr(value)
+
+
 def _fmt_row(row: dict[str, object]) -> str:
     number = row.get(ROW)
-    cells = ", ".join(f"{k}={v!r}" for k, v in row.items() if k != ROW)
+    cells = ", ".join(f"{k}={_fmt_value(v)}" for k, v in row.items() if k != ROW)
     return f"row {number}: {cells}" if number is not None else cells
 
 
