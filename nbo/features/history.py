@@ -64,11 +64,15 @@ class History:
 
     @property
     def offers(self) -> pl.LazyFrame:
-        return self.club.offers.join(self.campaigns.select("campaign_id"), on="campaign_id", how="semi")
+        return self.club.offers.join(
+            self.campaigns.select("campaign_id"), on="campaign_id", how="semi"
+        )
 
     @property
     def offer_products(self) -> pl.LazyFrame:
-        return self.club.offer_products.join(self.offers.select("offer_id"), on="offer_id", how="semi")
+        return self.club.offer_products.join(
+            self.offers.select("offer_id"), on="offer_id", how="semi"
+        )
 
     @property
     def products(self) -> pl.LazyFrame:
@@ -77,7 +81,9 @@ class History:
     @property
     def members(self) -> pl.LazyFrame:
         """Members who had joined (or, join date unknown, had shopped) before ``as_of``."""
-        shoppers = self.transactions.select("member_id").unique().with_columns(_shopped=pl.lit(True))
+        shoppers = (
+            self.transactions.select("member_id").unique().with_columns(_shopped=pl.lit(True))
+        )
         joined = pl.col("joined_at") < self.as_of
         unknown_join_but_shopped = pl.col("joined_at").is_null() & pl.col("_shopped").is_not_null()
         return (
