@@ -90,7 +90,7 @@ def candidate_features(
     all_lines = history.transactions
     stats = member_item_stats(lines, as_of, half_lives=(14.0, 56.0, 112.0))
     own = (
-        stats.sort("decayed_56d", "n_baskets", descending=True)
+        stats.sort(["decayed_56d", "n_baskets", "product_id"], descending=[True, True, False])
         .group_by("member_id", maintain_order=True)
         .head(n_repurchase)
         .select("member_id", "product_id")
@@ -98,7 +98,9 @@ def candidate_features(
     popularity = (
         item_popularity(all_lines, as_of).join(item_repeat, on="product_id", how="left").collect()
     )
-    popular = popularity.sort("item_baskets_28d", "item_baskets", descending=True).head(n_popular)
+    popular = popularity.sort(
+        ["item_baskets_28d", "item_baskets", "product_id"], descending=[True, True, False]
+    ).head(n_popular)
     popular = popular.with_columns(pop_rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int32))
     als = cf.recommend(member_ids, n_cf, source="als").rename({"rank": "als_rank"})
     item_item = cf.recommend(member_ids, n_cf, source="item_item").rename({"rank": "ii_rank"})
@@ -155,6 +157,7 @@ def candidate_features(
         )
         .collect()
     )
+    frame = frame.sort("member_id", "product_id")  # a fixed row order keeps training reproducible
     return frame.with_columns(als_score=pl.Series(cf.als_score(frame), dtype=pl.Float32))
 
 
@@ -294,7 +297,9 @@ class ProductAffinity:
         """Recent popularity (last 28 days), overall: the cold-start answer."""
         popularity = item_popularity(history.transactions, history.as_of).collect()
         return (
-            popularity.sort("item_baskets_28d", "item_baskets", descending=True)
+            popularity.sort(
+                ["item_baskets_28d", "item_baskets", "product_id"], descending=[True, True, False]
+            )
             .head(100)
             .select(
                 "product_id",

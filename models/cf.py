@@ -7,6 +7,8 @@ Polars frames go in and out; the CSR matrix exists only at the implicit boundary
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -28,6 +30,8 @@ class CollaborativeFilter:
         K of the item-item model.
     random_state
         Seed of the ALS initialisation.
+    num_threads
+        ALS threads (0 = all cores; results then vary slightly between runs).
     """
 
     def __init__(
@@ -39,7 +43,7 @@ class CollaborativeFilter:
         alpha: float = 2.0,
         neighbours: int = 50,
         random_state: int | None = 0,
-        num_threads: int = 0,
+        num_threads: int = 1,
     ) -> None:
         self.factors = factors
         self.iterations = iterations
@@ -66,7 +70,10 @@ class CollaborativeFilter:
             num_threads=self.num_threads,
         )
         self.item_item_ = BM25Recommender(K=self.neighbours, num_threads=self.num_threads)
-        with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS threads would fight
+        # One BLAS thread: implicit parallelises itself. One ALS thread by default, because
+        # multithreaded ALS is not bit-for-bit reproducible for a seed.
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Method expects CSR input")  # implicit's own
             self.als_.fit(confidence.astype(np.float32), show_progress=False)
             self.item_item_.fit(self.user_items_, show_progress=False)
         return self

@@ -75,7 +75,9 @@ class CategoryPropensity:
         popularity = item_popularity(all_lines, as_of, item="category").with_columns(
             (pl.col("item_baskets_28d") / pl.col("item_baskets_28d").sum()).alias("item_share_28d")
         )
-        popular = popularity.sort("item_baskets_28d", descending=True).head(self.n_popular)
+        popular = popularity.sort(["item_baskets_28d", "category"], descending=[True, False]).head(
+            self.n_popular
+        )
         candidates = pl.concat(
             [
                 stats.select("member_id", "category"),
@@ -87,6 +89,7 @@ class CategoryPropensity:
             .join(member_activity(lines, as_of), on="member_id", how="left")
             .join(popularity, on="category", how="left")
             .with_columns((pl.col("n_baskets") / pl.col("member_baskets")).alias("basket_share"))
+            .sort("member_id", "category")  # a fixed row order keeps training reproducible
             .collect()
         )
 
@@ -146,5 +149,5 @@ class CategoryPropensity:
         return (
             frame.select("member_id", "category")
             .with_columns(p_buy=pl.Series(p))
-            .sort(["member_id", "p_buy"], descending=[False, True])
+            .sort(["member_id", "p_buy", "category"], descending=[False, True, False])
         )
