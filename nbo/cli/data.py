@@ -1,70 +1,30 @@
-"""The ``nbo`` command line: data import, validation, description and synthesis (more to come)."""
+"""``nbo data …``: import, validate, describe and synthesise club datasets."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
-import polars as pl
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nbo.cli.common import EXIT_BAD_INPUT, console, err_console, fails_cleanly
 from nbo.errors import NboError
 
-__all__ = ["app"]
+__all__ = ["data_app", "describe_cmd", "import_completejourney_cmd", "validate_cmd"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-console = Console()
-err_console = Console(stderr=True)
-
-app = typer.Typer(
-    name="nbo",
-    help="Next-best-offer for loyalty clubs: club data, models, decisions, serving.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
 data_app = typer.Typer(
     help="Club data: import, validate, describe, synthesise.", no_args_is_help=True
 )
 import_app = typer.Typer(help="Import club data into the nbo data contract.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 data_app.add_typer(import_app, name="import")
-
-EXIT_BAD_INPUT = 2
 
 OutDir = Annotated[Path, typer.Argument(help="Directory to write the dataset to (atomically).")]
 Overwrite = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing dataset at OUT_DIR.")
 ]
 DataDir = Annotated[Path, typer.Argument(help="A dataset directory (one Parquet file per table).")]
-
-
-def fails_cleanly(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn bad input (NboError, unreadable files) into a clear message and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except NboError as exc:
-            err_console.print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
-        except (OSError, pl.exceptions.PolarsError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            err_console.print(
-                f"[bold red]error:[/] {escape(first)}", highlight=False, soft_wrap=True
-            )
-        raise typer.Exit(EXIT_BAD_INPUT)
-
-    return wrapper
 
 
 def _print_import(
@@ -211,23 +171,3 @@ def synth_cmd(
         except ValueError as exc:
             raise NboError(str(exc)) from None
     _print_import("synth", rows, [], out_dir)
-
-
-@app.command("demo")
-@fails_cleanly
-def demo_cmd(
-    data_dir: Annotated[Path, typer.Option(help="Where the demo dataset lives.")] = Path(
-        "data/completejourney"
-    ),
-) -> None:
-    """The main job on the embedded default: import Complete Journey, validate, describe."""
-    if not (data_dir / "manifest.json").is_file():
-        import_completejourney_cmd(data_dir, overwrite=False)
-    else:
-        console.print(f"using the dataset already imported at {data_dir}", markup=False)
-    validate_cmd(data_dir)
-    describe_cmd(data_dir)
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()

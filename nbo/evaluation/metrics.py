@@ -51,10 +51,14 @@ def hit_rate_at_k(scored: pl.DataFrame, k: int = 3, group: str = "member_id") ->
     ranked = scored.with_columns(
         pl.col("score").rank("ordinal", descending=True).over(group).alias("_rank")
     )
-    per = ranked.group_by(group).agg(
-        pl.col("label").max().alias("any"),
-        (pl.col("label") * (pl.col("_rank") <= k)).max().alias("hit"),
-    ).filter(pl.col("any") > 0)
+    per = (
+        ranked.group_by(group)
+        .agg(
+            pl.col("label").max().alias("any"),
+            (pl.col("label") * (pl.col("_rank") <= k)).max().alias("hit"),
+        )
+        .filter(pl.col("any") > 0)
+    )
     return float(per["hit"].mean()) if per.height else float("nan")  # type: ignore[arg-type]
 
 

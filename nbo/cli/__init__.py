@@ -1,0 +1,55 @@
+"""The ``nbo`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nbo.cli import models
+from nbo.cli.common import console, fails_cleanly
+from nbo.cli.data import data_app, describe_cmd, import_completejourney_cmd, validate_cmd
+
+__all__ = ["app"]
+
+DEMO_AS_OF = "2017-09-04"
+
+app = typer.Typer(
+    name="nbo",
+    help="Next-best-offer for loyalty clubs: club data, models, decisions, serving.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_app, name="data")
+models.register(app)
+
+
+@app.command("demo")
+@fails_cleanly
+def demo_cmd(
+    data_dir: Annotated[Path, typer.Option(help="Where the demo dataset lives.")] = Path(
+        "data/completejourney"
+    ),
+    as_of: Annotated[str, typer.Option(help="Train on data before this date.")] = DEMO_AS_OF,
+) -> None:
+    """The main job on the embedded default: import Complete Journey, validate, describe, train,
+    promote and evaluate."""
+    if not (data_dir / "manifest.json").is_file():
+        import_completejourney_cmd(data_dir, overwrite=False)
+    else:
+        console.print(f"using the dataset already imported at {data_dir}", markup=False)
+    validate_cmd(data_dir)
+    describe_cmd(data_dir)
+    models.train_cmd(data_dir, as_of)
+    try:
+        models.promote_cmd()
+    except typer.Exit:
+        console.print("the new candidate did not pass the gate; the champion is unchanged")
+    models.evaluate_cmd(data_dir, as_of, model=models.DEFAULT_MODEL)
+    console.print(
+        "\nOpen the MLflow UI on the local store:\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{Path.cwd() / 'mlflow.db'}",
+        markup=False,
+    )

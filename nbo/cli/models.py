@@ -1,0 +1,287 @@
+"""Model commands: train, promote, evaluate, recommend, score-offers, forecast-visits."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nbo.cli.common import console, fails_cleanly
+from nbo.errors import NboError
+
+__all__ = ["evaluate_cmd", "promote_cmd", "register", "train_cmd"]
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Club dataset directory.")]
+ModelOpt = Annotated[
+    str, typer.Option("--model", help="Registry URI (models:/nbo@champion), runs:/… or a path.")
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="Parquet file to write.")]
+DEFAULT_MODEL = "models:/nbo@champion"
+
+
+def _date(value: str, option: str) -> datetime:
+    try:
+        return datetime.combine(date.fromisoformat(value), datetime.min.time())
+    except ValueError:
+        raise NboError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _club(data: Path):  # type: ignore[no-untyped-def]
+    from nbo.data.io import ClubData
+
+    return ClubData(data)
+
+
+def _bundle(uri: str):  # type: ignore[no-untyped-def]
+    from nbo.tracking.registry import configure, load_bundle
+
+    configure()
+    return load_bundle(uri)
+
+
+def _write(frame: pl.DataFrame, out: Path) -> None:
+    from nbo.data.io import write_table
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    write_table(frame, tmp)
+    tmp.replace(out)
+    console.print(f"wrote {frame.height:,} rows to {out}", markup=False)
+
+
+def metrics_table(table: dict[str, dict[str, float]], title: str) -> Table:
+    """Product metrics per method with the ratio to P-TopFreq where it is in the table."""
+    out = Table(title=title, title_justify="left")
+    for column in (
+        "method",
+        "recall@10",
+        "NDCG@10",
+        "recall@10 repeat",
+        "recall@10 new",
+        "recall ratio to P-TopFreq",
+        "NDCG ratio to P-TopFreq",
+    ):
+        out.add_column(column, justify="left" if column == "method" else "right")
+    base = table.get("P-TopFreq")
+    for name, m in table.items():
+        ratio = f"{m['recall_at_10'] / base['recall_at_10']:.3f}" if base else "-"
+        nratio = f"{m['ndcg_at_10'] / base['ndcg_at_10']:.3f}" if base else "-"
+        out.add_row(
+            name,
+            f"{m['recall_at_10']:.4f}",
+            f"{m['ndcg_at_10']:.4f}",
+            f"{m['recall_at_10_repeat']:.4f}",
+            f"{m['recall_at_10_new']:.4f}",
+            ratio,
+            nratio,
+        )
+    return out
+
+
+def summary_table(metrics: dict[str, float]) -> Table:
+    out = Table(title="Offers and visits (holdout)", title_justify="left")
+    out.add_column("metric")
+    out.add_column("value", justify="right")
+    for key in (
+        "holdout_offer_auc",
+        "holdout_offer_hit_rate_at_3",
+        "holdout_offer_pairs",
+        "holdout_visit_mae",
+        "holdout_visit_mae_naive",
+        "holdout_visit_mae_ratio",
+    ):
+        if key in metrics:
+            out.add_row(key.removeprefix("holdout_"), f"{metrics[key]:.4f}")
+    return out
+
+
+@fails_cleanly
+def train_cmd(
+    data: DataOpt,
+    as_of: Annotated[str, typer.Option("--as-of", help="Train on data strictly before this date.")],
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nbo",
+) -> None:
+    """Train every model as of a date, evaluate on the holdout, register as nbo@candidate."""
+    from nbo.pipelines.train import STAGES, train
+    from nbo.tracking.registry import configure
+
+    when = _date(as_of, "--as-of")
+    club = _club(data)
+    uri = configure()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("starting", total=len(STAGES))
+        result = train(
+            club,
+            when,
+            experiment=experiment,
+            on_stage=lambda name: progress.update(task, description=name, advance=1),
+        )
+        progress.update(task, description="done", completed=len(STAGES))
+    console.print(metrics_table(result.table, f"Products (holdout after {as_of})"))
+    console.print(summary_table(result.metrics))
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+    console.print(f"stages: {stages}", markup=False)
+    console.print(
+        f"registered nbo version {result.version} as candidate (run {result.run_id}) in {uri}",
+        markup=False,
+    )
+
+
+@fails_cleanly
+def promote_cmd(
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote without the metric gate.")
+    ] = False,
+    tolerance: Annotated[
+        float, typer.Option(help="Relative slack, e.g. 0.01 = 1% worse is ok.")
+    ] = 0.0,
+) -> None:
+    """Move alias champion to the candidate if its holdout metrics are no worse."""
+    from nbo.tracking.registry import configure, promote
+
+    configure()
+    outcome = promote(force=force, tolerance=tolerance)
+    for reason in outcome.reasons:
+        console.print(f"  {reason}", markup=False)
+    if outcome.promoted:
+        console.print(f"champion is now version {outcome.candidate}", markup=False)
+        return
+    console.print(
+        f"candidate {outcome.candidate} not promoted; champion stays "
+        f"{outcome.champion} (use --force to override)",
+        markup=False,
+    )
+    raise typer.Exit(1)
+
+
+@fails_cleanly
+def evaluate_cmd(
+    data: DataOpt,
+    as_of: Annotated[str, typer.Option("--as-of", help="Backtest date.")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Evaluate this bundle instead of training a fresh one."),
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nbo-evaluate",
+) -> None:
+    """Backtest as of a date: nbo against G-TopFreq, P-TopFreq, ALS and random."""
+    import mlflow
+
+    from nbo.evaluation.backtest import evaluate_bundle
+    from nbo.pipelines.train import train_bundle
+    from nbo.tracking.registry import configure
+
+    when = _date(as_of, "--as-of")
+    club = _club(data)
+    configure()
+    if model:
+        bundle = _bundle(model)
+        if bundle.as_of != when:
+            raise NboError(f"{model} was trained as of {bundle.as_of:%Y-%m-%d}, not {as_of}")
+    else:
+        with console.status("training a fresh bundle for the backtest"):
+            bundle = train_bundle(club, when)
+    with console.status("backtesting"):
+        evaluation = evaluate_bundle(bundle, club, baselines=True)
+    console.print(metrics_table(evaluation.table, f"Products: 14 days after {as_of}"))
+    console.print(summary_table(evaluation.metrics))
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"backtest {as_of}"):
+        mlflow.log_params({"as_of": as_of, "data": str(data), "model": model or "fresh"})
+        mlflow.log_metrics(
+            {
+                f"{method}.{key}": value
+                for method, row in evaluation.table.items()
+                for key, value in row.items()
+            }
+        )
+        mlflow.log_metrics({k: v for k, v in evaluation.metrics.items() if v == v})
+
+
+@fails_cleanly
+def recommend_cmd(
+    data: DataOpt,
+    out: OutOpt,
+    at: Annotated[str, typer.Option("--at", help="Recommend as of this date.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=100)] = 10,
+    model: ModelOpt = DEFAULT_MODEL,
+) -> None:
+    """Top-k products per member: member_id, rank, product_id, score, reason."""
+    bundle = _bundle(model)
+    with console.status("recommending"):
+        recs = bundle.recommend(_club(data), _date(at, "--at"), k=k)
+    _write(recs, out)
+
+
+@fails_cleanly
+def score_offers_cmd(
+    data: DataOpt,
+    out: OutOpt,
+    pairs: Annotated[Path, typer.Option("--pairs", help="Parquet with member_id, offer_id, at.")],
+    model: ModelOpt = DEFAULT_MODEL,
+) -> None:
+    """p_redeem for each (member_id, offer_id, at) pair."""
+    try:
+        frame = pl.read_parquet(pairs)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise NboError(f"{pairs}: cannot be read as Parquet ({str(exc).splitlines()[0]})") from None
+    missing = {"member_id", "offer_id", "at"} - set(frame.columns)
+    if missing:
+        raise NboError(
+            f"{pairs}: missing column(s) {', '.join(sorted(missing))} "
+            "(need member_id, offer_id, at)"
+        )
+    try:
+        frame = frame.select(
+            pl.col("member_id").cast(pl.Int64),
+            pl.col("offer_id").cast(pl.String),
+            pl.col("at").cast(pl.Datetime("us")),
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise NboError(f"{pairs}: {str(exc).splitlines()[0]}") from None
+    bundle = _bundle(model)
+    try:
+        scored = bundle.score_offers(_club(data), frame)
+    except ValueError as exc:
+        raise NboError(f"{pairs}: {exc}") from None
+    _write(scored, out)
+
+
+@fails_cleanly
+def forecast_visits_cmd(
+    data: DataOpt,
+    out: OutOpt,
+    at: Annotated[str, typer.Option("--at", help="Forecast from this date.")],
+    horizon_days: Annotated[int, typer.Option("--horizon-days", min=1, max=365)] = 28,
+    model: ModelOpt = DEFAULT_MODEL,
+) -> None:
+    """Per member: expected visits, next visit date, preferred weekday and hour."""
+    bundle = _bundle(model)
+    forecast = bundle.forecast_visits(_club(data), _date(at, "--at"), horizon_days)
+    _write(
+        forecast.select(
+            "member_id",
+            "expected_visits",
+            "next_visit_date",
+            "preferred_weekday",
+            "preferred_hour",
+            *[c for c in forecast.columns if c in ("lapsing", "cold_start")],
+        ),
+        out,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_cmd)
+    app.command("promote")(promote_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("recommend")(recommend_cmd)
+    app.command("score-offers")(score_offers_cmd)
+    app.command("forecast-visits")(forecast_visits_cmd)
