@@ -52,3 +52,26 @@ def test_import_completejourney_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "quantity 0" in result.output
     assert (out / "manifest.json").is_file()
+
+
+def test_synth_writes_a_valid_club(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    result = runner.invoke(
+        app, ["data", "synth", "--members", "50", "--products", "40", "--weeks", "3", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["data", "validate", str(out)]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "2025-02-30"], "--start '2025-02-30' is not a date"),
+        (["--products", "5"], "products"),
+    ],
+)
+def test_synth_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["data", "synth", "--members", "10", *args, str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "s").exists()

@@ -27,15 +27,19 @@ Overwrite = Annotated[
 DataDir = Annotated[Path, typer.Argument(help="A dataset directory (one Parquet file per table).")]
 
 
-def _print_import(
-    report_source: str, rows: dict[str, int], notes: list[tuple[str, str, int, str]], out_dir: Path
-) -> None:
-    table = Table(title=f"Imported {report_source} → {out_dir}", title_justify="left")
+def _print_rows(title: str, rows: dict[str, int]) -> None:
+    table = Table(title=title, title_justify="left")
     table.add_column("table")
     table.add_column("rows written", justify="right")
     for name, count in rows.items():
         table.add_row(name, f"{count:,}")
     console.print(table)
+
+
+def _print_import(
+    report_source: str, rows: dict[str, int], notes: list[tuple[str, str, int, str]], out_dir: Path
+) -> None:
+    _print_rows(f"Imported {escape(report_source)} → {escape(str(out_dir))}", rows)
     changes = Table(
         title="Rows excluded or transformed (nothing is dropped silently)", title_justify="left"
     )
@@ -138,9 +142,17 @@ def synth_cmd(
     products: Annotated[int, typer.Option(min=1, help="Number of products.")] = 5_000,
     weeks: Annotated[int, typer.Option(min=1, help="Weeks of receipts.")] = 52,
     seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same data).")] = 0,
+    start: Annotated[str, typer.Option(help="First day of receipts (YYYY-MM-DD).")] = "2024-01-01",
     overwrite: Overwrite = False,
 ) -> None:
     """Generate a synthetic club dataset (deterministic for a seed, streamed in chunks)."""
+    from datetime import date
+
+    try:
+        first_day = date.fromisoformat(start)
+    except ValueError:
+        raise NboError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from nbo.data.synth import generate_club
@@ -165,9 +177,10 @@ def synth_cmd(
                 products=products,
                 weeks=weeks,
                 seed=seed,
+                start=first_day,
                 overwrite=overwrite,
                 progress=advance,
             )
         except ValueError as exc:
             raise NboError(str(exc)) from None
-    _print_import("synth", rows, [], out_dir)
+    _print_rows(f"Synthetic club (seed {seed}) → {escape(str(out_dir))}", rows)
