@@ -12,25 +12,18 @@ run. Output goes to a fresh directory under /tmp that is deleted afterwards.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import psutil
-
-POLL_S = 0.1
-GIB = 1024**3
+from measure import GIB, run_measured
 
 
 @dataclass(frozen=True)
@@ -74,50 +67,16 @@ def _command(out_dir: Path, members: int, products: int, weeks: int, seed: int) 
     return [sys.executable, "-c", "from nbo.cli import app; app()", *args]
 
 
-def _tree_rss(root: psutil.Process) -> int:
-    total = 0
-    try:
-        tree = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:  # the generator has just exited
-        return 0
-    for proc in tree:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):  # a worker exited
-            total += proc.memory_info().rss
-    return total
-
-
 def measure(members: int, products: int, weeks: int, seed: int) -> Run:
     """Generate one club in a child process under /tmp and measure it; the output is deleted."""
     work = Path(tempfile.mkdtemp(prefix="nbo-bench-synth-", dir="/tmp"))
     out_dir = work / "club"
     log = work / "synth.log"
-    load_before = os.getloadavg()[0]
-    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak = 0
     try:
-        with log.open("w") as sink:
-            start = time.perf_counter()
-            child = subprocess.Popen(
-                _command(out_dir, members, products, weeks, seed), stdout=sink, stderr=sink
-            )
-            watched = psutil.Process(child.pid)
-            done = threading.Event()
-
-            def poll() -> None:
-                nonlocal peak
-                while not done.is_set():
-                    peak = max(peak, _tree_rss(watched))
-                    done.wait(POLL_S)
-
-            poller = threading.Thread(target=poll, daemon=True)
-            poller.start()
-            code = child.wait()
-            wall = time.perf_counter() - start
-            done.set()
-            poller.join()
+        run = run_measured(_command(out_dir, members, products, weeks, seed), log)
+        code = run.returncode
         if code != 0:
             raise SystemExit(f"generator failed ({code}):\n{log.read_text()[-3000:]}")
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         manifest = json.loads((out_dir / "manifest.json").read_text())
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -126,11 +85,11 @@ def measure(members: int, products: int, weeks: int, seed: int) -> Run:
         weeks=weeks,
         products=products,
         lines=int(manifest["rows"]["transactions"]),
-        wall_s=wall,
-        cpu_s=(usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime),
-        peak_tree_rss=peak,
-        peak_process_rss=usage.ru_maxrss * 1024,  # kilobytes on Linux
-        load_before=load_before,
+        wall_s=run.wall_s,
+        cpu_s=run.cpu_s,
+        peak_tree_rss=run.peak_tree_rss,
+        peak_process_rss=run.peak_process_rss,
+        load_before=run.load_before,
     )
 
 

@@ -64,7 +64,7 @@ FEATURES = [
     "n_days_56d",
     "n_days_112d",
     "in_last_basket",
-    "member_baskets_14d",
+    "member_baskets_14d", "freq_rank", "decay_rank", "freq_rel", "decay_rel", "recent_rank",
 ]
 REASONS = ("repurchase_due", "bought_before", "similar_members", "popular")
 
@@ -150,6 +150,15 @@ def candidate_features(
             (pl.col("days_since_last") <= pl.col("member_days_since_last") + 0.01)
             .cast(pl.Int8)
             .alias("in_last_basket"),
+            # within-member standing: lets a pointwise model rank like P-TopFreq, then refine it
+            pl.col("n_baskets").rank("min", descending=True).over("member_id").alias("freq_rank"),
+            pl.col("decayed_56d").rank("min", descending=True).over("member_id")
+            .alias("decay_rank"),
+            (pl.col("n_baskets") / pl.col("n_baskets").max().over("member_id")).alias("freq_rel"),
+            (pl.col("decayed_56d") / pl.col("decayed_56d").max().over("member_id"))
+            .alias("decay_rel"),
+            pl.col("decayed_14d").rank("min", descending=True).over("member_id")
+            .alias("recent_rank"),
             # purchases expected in the horizon at the member's own rate for the product
             (pl.col("n_days") / pl.col("member_tenure_days").clip(lower_bound=7.0) * 14.0).alias(
                 "expected_by_rate"
@@ -185,12 +194,12 @@ class ProductAffinity:
         n_repurchase: int = 60,
         n_cf: int = 20,
         n_popular: int = 20,
-        train_cutoffs: int = 2,
+        train_cutoffs: int = 3,
         max_train_members: int = 20_000,
         negative_share: float = 0.3,
         min_baskets: int = 2,
-        max_iter: int = 200,
-        learning_rate: float = 0.08,
+        max_iter: int = 150,
+        learning_rate: float = 0.06,
         cf_params: dict[str, Any] | None = None,
         random_state: int | None = 0,
     ) -> None:
@@ -244,6 +253,7 @@ class ProductAffinity:
                 on=["member_id", "product_id"],
                 how="left",
             ).with_columns(pl.col("label").fill_null(0))
+
             # Uniform negative sampling shifts every score's log-odds by the same constant, so
             # the ranking is unchanged while training gets several times faster.
             keep = (labelled["label"].to_numpy() == 1) | (

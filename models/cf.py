@@ -37,8 +37,8 @@ class CollaborativeFilter:
     def __init__(
         self,
         *,
-        factors: int = 64,
-        iterations: int = 15,
+        factors: int = 32,
+        iterations: int = 8,
         regularization: float = 0.05,
         alpha: float = 2.0,
         neighbours: int = 50,
