@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -9,8 +10,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from nbo.cli import THREAD_DEFAULTS
 from nbo.data.contract import TABLES
 from nbo.data.io import write_dataset
+
+for _name, _value in THREAD_DEFAULTS.items():  # as the console script does, before sklearn loads
+    os.environ.setdefault(_name, _value)
 
 Tables = dict[str, pl.DataFrame]
 

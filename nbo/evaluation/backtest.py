@@ -1,0 +1,209 @@
+"""Backtests as of a date: the bundle's models against baselines, side by side in one run.
+
+Products: target = distinct products each member bought in the ``horizon_days`` after ``as_of``
+(members known at ``as_of``), also split into repeat (bought before) and new-to-member products.
+Offers: campaigns starting on/after ``as_of``, every coupon × every audience member. Visits:
+baskets in the 28 days after ``as_of`` against a naive "same as the previous 28 days".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from nbo.data.io import ClubData
+from nbo.evaluation.metrics import auc, hit_rate_at_k, mae, ranking_metrics
+from nbo.features.history import History
+from nbo.features.purchases import member_item_stats, purchases_between
+from nbo.models.cf import CollaborativeFilter
+from nbo.models.response import offer_pairs
+from nbo.tracking.bundle import Bundle
+
+__all__ = [
+    "Evaluation",
+    "baseline_recommendations",
+    "evaluate_bundle",
+    "offer_metrics",
+    "product_metrics",
+    "product_truth",
+    "scored_offer_pairs",
+    "visit_metrics",
+]
+
+K = 10
+
+
+def product_truth(history: History, days: int = 14) -> pl.DataFrame:
+    """Distinct (member, product) bought in [as_of, as_of + days), for members known at as_of."""
+    return (
+        purchases_between(history.club.transactions, history.as_of, days)
+        .join(history.members.select("member_id"), on="member_id", how="semi")
+        .collect()
+    )
+
+
+def product_metrics(
+    recs: pl.DataFrame, truth: pl.DataFrame, prior: pl.DataFrame
+) -> dict[str, float]:
+    """recall@10 and NDCG@10 overall, and recall@10 on repeat and on new-to-member products."""
+    flagged = truth.join(
+        prior.with_columns(_prior=pl.lit(True)), on=["member_id", "product_id"], how="left"
+    )
+    repeat = flagged.filter(pl.col("_prior").is_not_null()).drop("_prior")
+    new = flagged.filter(pl.col("_prior").is_null()).drop("_prior")
+    overall = ranking_metrics(recs, truth, K)
+    return {
+        "recall_at_10": overall[f"recall@{K}"],
+        "ndcg_at_10": overall[f"ndcg@{K}"],
+        "recall_at_10_repeat": ranking_metrics(recs, repeat, K)[f"recall@{K}"],
+        "recall_at_10_new": ranking_metrics(recs, new, K)[f"recall@{K}"],
+        "members": overall["members"],
+    }
+
+
+def _ranked(frame: pl.DataFrame, *by: str) -> pl.DataFrame:
+    return (
+        frame.sort(["member_id", *by], descending=[False] + [True] * len(by))
+        .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("member_id"))
+        .filter(pl.col("rank") <= K)
+    )
+
+
+def baseline_recommendations(
+    history: History, members: np.ndarray, *, seed: int = 0
+) -> dict[str, pl.DataFrame]:
+    """G-TopFreq, P-TopFreq (padded with G-TopFreq), ALS alone and random, top-10 each."""
+    stats = member_item_stats(history.transactions, history.as_of).collect()
+    keys = pl.DataFrame({"member_id": members}, schema={"member_id": pl.Int64})
+    popular = (
+        stats.group_by("product_id")
+        .agg(pl.col("n_baskets").sum().alias("baskets"))
+        .sort("baskets", "product_id", descending=[True, False])
+        .head(K)
+        .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int32))
+    )
+    g_top = keys.join(popular.select("product_id", "rank"), how="cross")
+    own = _ranked(stats.join(keys, on="member_id", how="semi"), "n_baskets", "last_ts")
+    padded = pl.concat(
+        [
+            own.select("member_id", "product_id", pl.col("rank").cast(pl.Int32)),
+            g_top.with_columns(pl.col("rank") + K),
+        ]
+    ).unique(["member_id", "product_id"], keep="first")
+    p_top = _ranked(padded.with_columns(-pl.col("rank").alias("neg")), "neg").drop("neg")
+    cf = CollaborativeFilter(random_state=seed).fit(
+        stats.select("member_id", "product_id", "decayed_56d")
+    )
+    als = cf.recommend(members, K, source="als", new_only=False)
+    rng = np.random.default_rng(seed)
+    catalogue = stats["product_id"].unique().sort().to_numpy()
+    random = pl.DataFrame(
+        {
+            "member_id": np.repeat(members, K),
+            "product_id": rng.choice(catalogue, size=len(members) * K),
+            "rank": np.tile(np.arange(1, K + 1, dtype=np.int32), len(members)),
+        }
+    )
+    return {"G-TopFreq": g_top, "P-TopFreq": p_top, "ALS": als, "random": random}
+
+
+def scored_offer_pairs(bundle: Bundle, club: ClubData, history: History) -> pl.DataFrame:
+    """Holdout offer pairs (campaigns starting on/after as_of) with label and model score."""
+    pairs = offer_pairs(club, history.as_of)
+    if pairs.height == 0:
+        return pairs.with_columns(score=pl.lit(None, dtype=pl.Float64))
+    scored = bundle.response.predict_proba(history, pairs.select("member_id", "offer_id"))
+    return pairs.with_columns(score=scored["p_redeem"])
+
+
+def offer_metrics(scored: pl.DataFrame) -> dict[str, float]:
+    """Offer AUC and hit-rate@3 (NaN when there are no holdout campaigns)."""
+    if scored.height == 0:
+        return {"offer_auc": float("nan"), "offer_hit_rate_at_3": float("nan"), "offer_pairs": 0.0}
+    return {
+        "offer_auc": auc(scored["label"], scored["score"]),
+        "offer_hit_rate_at_3": hit_rate_at_k(scored, 3),
+        "offer_pairs": float(scored.height),
+    }
+
+
+def visit_metrics(bundle: Bundle, history: History, days: int = 28) -> dict[str, float]:
+    """Visit MAE of the timing model and of the naive previous-window forecast."""
+    members = history.members.select("member_id")
+
+    def window(start: datetime) -> pl.LazyFrame:
+        lines = history.club.transactions.filter(
+            (pl.col("ts") >= start) & (pl.col("ts") < start + timedelta(days=days))
+        )
+        return lines.group_by("member_id").agg(pl.col("basket_id").n_unique().alias("visits"))
+
+    frame = (
+        members.join(window(history.as_of), on="member_id", how="left")
+        .join(
+            window(history.as_of - timedelta(days=days)).rename({"visits": "naive"}),
+            on="member_id",
+            how="left",
+        )
+        .fill_null(0)
+        .collect()
+    )
+    # likely_visits is the median forecast: the point forecast that minimises absolute error
+    forecast = bundle.timing.predict(history, horizon_days=days).select(
+        "member_id", "expected_visits", "likely_visits"
+    )
+    frame = frame.join(forecast, on="member_id", how="left").fill_null(0)
+    model = mae(frame["visits"], frame["likely_visits"])
+    naive = mae(frame["visits"], frame["naive"])
+    return {
+        "visit_mae": model,
+        "visit_mae_mean_forecast": mae(frame["visits"], frame["expected_visits"]),
+        "visit_mae_naive": naive,
+        "visit_mae_ratio": model / naive if naive else float("nan"),
+    }
+
+
+@dataclass
+class Evaluation:
+    """Holdout results: flat metrics for MLflow, product metrics per method, and the frames."""
+
+    metrics: dict[str, float]
+    table: dict[str, dict[str, float]]
+    recommendations: dict[str, pl.DataFrame]
+    truth: pl.DataFrame
+    offers: pl.DataFrame
+
+
+def evaluate_bundle(
+    bundle: Bundle,
+    club: ClubData,
+    *,
+    baselines: bool = False,
+    max_members: int | None = None,
+    seed: int = 0,
+) -> Evaluation:
+    """Holdout metrics of ``bundle`` as of its ``as_of`` (and the baselines' if asked)."""
+    history = History(club, bundle.as_of)
+    truth = product_truth(history, bundle.affinity.horizon_days)
+    members = truth["member_id"].unique().sort().to_numpy()
+    if max_members is not None and len(members) > max_members:
+        members = np.sort(np.random.default_rng(seed).choice(members, max_members, replace=False))
+        truth = truth.filter(pl.col("member_id").is_in(members.tolist()))
+    prior = (
+        member_item_stats(
+            history.transactions.filter(pl.col("member_id").is_in(members.tolist())), history.as_of
+        )
+        .select("member_id", "product_id")
+        .collect()
+    )
+    methods = {"nbo": bundle.affinity.recommend(history, members, k=K)}
+    if baselines:
+        methods |= baseline_recommendations(history, members, seed=seed)
+    table = {name: product_metrics(recs, truth, prior) for name, recs in methods.items()}
+    offers = scored_offer_pairs(bundle, club, history)
+    flat = {f"holdout_{k}": v for k, v in table["nbo"].items()}
+    flat |= {f"holdout_{k}": v for k, v in offer_metrics(offers).items()}
+    flat |= {f"holdout_{k}": v for k, v in visit_metrics(bundle, history).items()}
+    return Evaluation(flat, table, methods, truth, offers)

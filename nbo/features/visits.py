@@ -1,0 +1,233 @@
+"""Point-in-time visit features: how often, how recently and on which days a member shops.
+
+A *visit* is one basket (receipt): two receipts on the same day are two visits. Baskets rather
+than shopping days because they are what a club counts and what a coupon can be redeemed in;
+the ratio of the two (``baskets_per_visit_day``) is kept as a feature and turns basket rates
+into the per-day visit probabilities of the timing model.
+
+Everything starts from :func:`member_visits`, a small table of distinct baskets per member,
+calendar day and hour (one group-by pass over the receipt lines). Feature functions take that
+table and a cut date and only look at days strictly before it, so the training cutoffs of the
+timing model can all be computed from one collected table while each still sees exactly what
+``History.at(club, cutoff)`` would. Nothing is collected here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, timedelta
+
+import polars as pl
+
+from nbo.features.history import History
+
+__all__ = [
+    "BASE_RATE_COLUMNS",
+    "FEATURE_COLUMNS",
+    "PROFILE_DAYS",
+    "WEEKDAY_COLUMNS",
+    "WINDOWS",
+    "history_visits",
+    "member_visits",
+    "preferred_hours",
+    "visit_features",
+    "visits_between",
+    "with_base_rate",
+]
+
+WINDOWS = (7, 14, 28, 56, 91, 182, 364)
+"""Look-back windows (days) of the visit counts."""
+
+PROFILE_DAYS = 364
+"""Weekday and hour profiles and the inter-visit gap statistics use the last year only."""
+
+WEEKDAY_COLUMNS = tuple(f"visits_wd{d}" for d in range(7))
+"""Baskets per weekday over the last year (``visits_wd0`` = Monday … ``visits_wd6`` = Sunday)."""
+
+_BANDS = tuple(itertools.pairwise(WINDOWS))  # (7, 14), (14, 28), …
+
+FEATURE_COLUMNS = (
+    *(f"visits_{w}d" for w in WINDOWS),
+    *(f"visits_{a}_{b}d" for a, b in _BANDS),
+    "visit_days_28d",
+    "visit_days_91d",
+    "visits_total",
+    "visit_days_total",
+    "days_since_last_visit",
+    "days_since_first_visit",
+    "tenure_days",
+    "gap_mean",
+    "gap_median",
+    "gap_std",
+    "gap_last",
+    "overdue",
+    "trend",
+    "visits_per_day_91d",
+    "baskets_per_visit_day",
+    *WEEKDAY_COLUMNS,
+)
+"""The numeric columns :func:`visit_features` returns besides ``member_id``."""
+
+BASE_RATE_COLUMNS = ("base", *(f"pace_{w}d" for w in WINDOWS[:-1]), "visits_missed")
+"""The columns :func:`with_base_rate` adds."""
+
+_PRIOR_DAYS = 14.0  # weight, in days, of the club rate in a member's shrunk recent rate
+
+
+def member_visits(transactions: pl.LazyFrame, *, hours: bool = True) -> pl.LazyFrame:
+    """Distinct baskets per member and day (and hour): ``member_id, day, [hour,] baskets``."""
+    keys = [pl.col("member_id"), pl.col("ts").dt.date().alias("day")]
+    if hours:
+        keys.append(pl.col("ts").dt.hour().alias("hour"))
+    return transactions.group_by(keys).agg(
+        pl.col("basket_id").n_unique().cast(pl.UInt32).alias("baskets")
+    )
+
+
+def history_visits(history: History, *, hours: bool = True) -> pl.LazyFrame:
+    """:func:`member_visits` of everything known before ``history.as_of``."""
+    return member_visits(history.transactions, hours=hours)
+
+
+def visits_between(visits: pl.LazyFrame, start: date, days: int) -> pl.LazyFrame:
+    """Baskets per member with a day in ``[start, start + days)``: ``member_id, visits``.
+
+    The label of the timing model and the truth of its benchmark; members without a visit in
+    the window have no row.
+    """
+    end = start + timedelta(days=days)
+    return (
+        visits.filter((pl.col("day") >= start) & (pl.col("day") < end))
+        .group_by("member_id")
+        .agg(pl.col("baskets").sum().cast(pl.Int64).alias("visits"))
+    )
+
+
+def _days_before(as_of: date) -> pl.Expr:
+    """Whole days between ``day`` and ``as_of`` (1 = the day before the cut)."""
+    return (pl.lit(as_of) - pl.col("day")).dt.total_days().cast(pl.Int32)
+
+
+def _member_aggregates(visits: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
+    # Row-wise columns first, then one group-by of plain sums/min/max/mean/median: polars runs
+    # those on its fast path, where filters and sorts inside the aggregation would not.
+    member, day = pl.col("member_id"), pl.col("day")
+    same_member = member == member.shift(1)
+    gap = pl.when(same_member).then((day - day.shift(1)).dt.total_days())
+    daily = (
+        visits.filter(day < as_of)
+        .group_by("member_id", "day")
+        .agg(pl.col("baskets").sum())
+        .sort("member_id", "day")
+        .with_columns(
+            _days_before(as_of).alias("age"),
+            (day.dt.weekday() - 1).alias("weekday"),
+            gap.cast(pl.Float64).alias("gap"),
+            (member != member.shift(-1)).fill_null(True).alias("is_last"),
+        )
+    )
+    age, baskets, weekday = pl.col("age"), pl.col("baskets"), pl.col("weekday")
+    recent = age <= PROFILE_DAYS
+    # a gap counts when both of its visit days are within the profile year
+    recent_gap = pl.when(age + pl.col("gap") <= PROFILE_DAYS).then(pl.col("gap"))
+    return daily.group_by("member_id").agg(
+        *((baskets * (age <= w)).sum().alias(f"visits_{w}d") for w in WINDOWS),
+        (age <= 28).sum().alias("visit_days_28d"),
+        (age <= 91).sum().alias("visit_days_91d"),
+        baskets.sum().alias("visits_total"),
+        pl.len().alias("visit_days_total"),
+        age.min().alias("days_since_last_visit"),
+        age.max().alias("days_since_first_visit"),
+        recent_gap.mean().alias("gap_mean"),
+        recent_gap.median().alias("gap_median"),
+        recent_gap.std().alias("gap_std"),
+        pl.when(pl.col("is_last")).then(recent_gap).max().alias("gap_last"),
+        *(
+            (baskets * (recent & (weekday == d))).sum().alias(col)
+            for d, col in enumerate(WEEKDAY_COLUMNS)
+        ),
+    )
+
+
+def visit_features(visits: pl.LazyFrame, members: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
+    """One row per member of ``members`` (``member_id``, ``joined_at``) with FEATURE_COLUMNS.
+
+    ``visits_{w}d`` counts visits in the last ``w`` days, ``visits_{a}_{b}d`` those between
+    ``a`` and ``b`` days back (so trees can see a change of pace without subtracting).
+    Only visits on days before ``as_of`` count. Counts of members without a visit are 0; the
+    recency, gap and ratio columns are null where they are undefined (never visited, one visit
+    day). ``tenure_days`` is days since joining where the join date is known, else since the
+    first visit.
+    """
+    counts = [
+        *(f"visits_{w}d" for w in WINDOWS),
+        "visit_days_28d",
+        "visit_days_91d",
+        "visits_total",
+        "visit_days_total",
+        *WEEKDAY_COLUMNS,
+    ]
+    joined_days = (pl.lit(as_of) - pl.col("joined_at").dt.date()).dt.total_days().cast(pl.Int32)
+    tenure = pl.coalesce(joined_days, pl.col("days_since_first_visit"))
+    observed_91 = pl.min_horizontal(pl.col("tenure_days"), pl.lit(91)).clip(lower_bound=14)
+    return (
+        members.select("member_id", "joined_at")
+        .join(_member_aggregates(visits, as_of), on="member_id", how="left")
+        .with_columns(
+            *(pl.col(c).fill_null(0).cast(pl.Int32) for c in counts),
+            tenure.alias("tenure_days"),
+        )
+        .with_columns(
+            *(
+                (pl.col(f"visits_{b}d") - pl.col(f"visits_{a}d")).alias(f"visits_{a}_{b}d")
+                for a, b in _BANDS
+            ),
+            (pl.col("days_since_last_visit") / pl.col("gap_median")).alias("overdue"),
+            ((pl.col("visits_28d") + 1) / (pl.col("visits_91d") * 28 / 91 + 1)).alias("trend"),
+            (pl.col("visits_91d") / observed_91).alias("visits_per_day_91d"),
+            (pl.col("visits_total") / pl.col("visit_days_total")).alias("baskets_per_visit_day"),
+        )
+        .select("member_id", *FEATURE_COLUMNS)
+    )
+
+
+def with_base_rate(features: pl.LazyFrame, horizon_days: int) -> pl.LazyFrame:
+    """Add ``base``: visits over ``horizon_days`` at the member's shrunk recent rate.
+
+    The rate is visits in the last 91 days (or since joining, if later) with 14 days at the
+    club rate mixed in, so a new or quiet member gets a sensible nonzero rate; the club rate
+    is over the members in ``features``. Relative to it, ``pace_{w}d`` is the pace of the
+    last ``w`` days over the base pace and ``visits_missed`` the visits the base expects since
+    the last one.
+    """
+    observed = pl.min_horizontal(pl.col("tenure_days").fill_null(0), pl.lit(91))
+    club_rate = pl.max_horizontal(
+        pl.col("visits_91d").sum() / observed.sum().clip(lower_bound=1), pl.lit(1e-3)
+    )
+    shrunk = (pl.col("visits_91d") + _PRIOR_DAYS * club_rate) / (observed + _PRIOR_DAYS)
+    base = pl.col("base")
+    return features.with_columns((horizon_days * shrunk).alias("base")).with_columns(
+        *(
+            (pl.col(f"visits_{w}d") * (horizon_days / w) / base).alias(f"pace_{w}d")
+            for w in WINDOWS[:-1]
+        ),
+        (pl.col("days_since_last_visit") * base / horizon_days).alias("visits_missed"),
+    )
+
+
+def preferred_hours(visits: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
+    """Each member's most frequent visit hour over the last year (ties: the earliest hour)."""
+    recent = (pl.col("day") < as_of) & (_days_before(as_of) <= PROFILE_DAYS)
+    return (
+        visits.filter(recent)
+        .group_by("member_id", "hour")
+        .agg(pl.col("baskets").sum())
+        .group_by("member_id")
+        .agg(
+            pl.col("hour")
+            .sort_by(["baskets", "hour"], descending=[True, False])
+            .first()
+            .cast(pl.Int8)
+            .alias("preferred_hour")
+        )
+    )

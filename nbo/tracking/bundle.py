@@ -1,0 +1,85 @@
+"""The model bundle: every fitted model of one training run, saved and loaded as one artifact."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import polars as pl
+
+from nbo.data.io import ClubData
+from nbo.features.history import History
+from nbo.models.affinity import ProductAffinity
+from nbo.models.propensity import CategoryPropensity
+from nbo.models.response import OfferResponse
+from nbo.models.timing import VisitTiming
+
+__all__ = ["BUNDLE_FILE", "Bundle"]
+
+BUNDLE_FILE = "bundle.joblib"
+
+
+@dataclass
+class Bundle:
+    """What ``nbo train`` produces: the four models, trained as of ``as_of``, and their story."""
+
+    as_of: datetime
+    affinity: ProductAffinity
+    propensity: CategoryPropensity
+    response: OfferResponse
+    timing: VisitTiming
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    version: str = "local"
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``bundle.joblib`` into ``directory`` atomically; returns its path."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".bundle-", dir=out)
+        os.close(fd)
+        try:
+            joblib.dump(self, tmp, compress=3)
+            os.replace(tmp, out / BUNDLE_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return out / BUNDLE_FILE
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> Bundle:
+        path = Path(path)
+        if path.is_dir():
+            path = path / BUNDLE_FILE
+        bundle = joblib.load(path)
+        if not isinstance(bundle, Bundle):
+            raise TypeError(f"{path} does not hold an nbo Bundle")
+        return bundle
+
+    # -- predictions ---------------------------------------------------------------------------
+    def recommend(
+        self, club: ClubData, at: datetime, member_ids: np.ndarray | None = None, k: int = 10
+    ) -> pl.DataFrame:
+        """member_id, rank, product_id, score, reason, cold_start."""
+        return self.affinity.recommend(History.at(club, at), member_ids, k=k)
+
+    def score_offers(self, club: ClubData, pairs: pl.DataFrame) -> pl.DataFrame:
+        """member_id, offer_id, at → p_redeem, each pair scored as of its own ``at``."""
+        scored = []
+        for (at,), group in pairs.group_by("at", maintain_order=True):
+            history = History.at(club, at)
+            result = self.response.predict_proba(history, group.select("member_id", "offer_id"))
+            scored.append(result.with_columns(at=pl.lit(at, dtype=pairs.schema["at"])))
+        if not scored:
+            return pairs.with_columns(p_redeem=pl.lit(None, dtype=pl.Float64))
+        return pl.concat(scored).select("member_id", "offer_id", "at", "p_redeem")
+
+    def forecast_visits(self, club: ClubData, at: datetime, horizon_days: int = 28) -> pl.DataFrame:
+        return self.timing.predict(History.at(club, at), horizon_days=horizon_days)

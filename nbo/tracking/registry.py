@@ -1,0 +1,199 @@
+"""MLflow tracking and the model registry: log a training run, move aliases, load bundles.
+
+Embedded default: a SQLite tracking store ``mlflow.db`` and artifacts in ``mlartifacts/`` in the
+working directory. ``MLFLOW_TRACKING_URI`` points nbo at a team's tracking server instead.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from nbo.errors import NboError
+from nbo.tracking.bundle import BUNDLE_FILE, Bundle
+
+__all__ = [
+    "MODEL_NAME",
+    "Promotion",
+    "configure",
+    "load_bundle",
+    "log_bundle",
+    "promote",
+]
+
+MODEL_NAME = "nbo"
+MODEL_ARTIFACT = "bundle"
+# metric -> True if higher is better; the promotion gate compares these
+GATE_METRICS: dict[str, bool] = {
+    "holdout_recall_at_10": True,
+    "holdout_ndcg_at_10": True,
+    "holdout_offer_auc": True,
+    "holdout_visit_mae": False,
+}
+
+
+class RegistryError(NboError):
+    """The registry cannot do what was asked (no such model, alias or version)."""
+
+
+def configure(root: str | os.PathLike[str] | None = None) -> str:
+    """Point MLflow at ``MLFLOW_TRACKING_URI`` or the embedded SQLite store under ``root``."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        base = Path(root or Path.cwd()).resolve()
+        uri = f"sqlite:///{base / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def _experiment(name: str) -> str:
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = None
+    if mlflow.get_tracking_uri().startswith("sqlite:///"):
+        db = Path(mlflow.get_tracking_uri().removeprefix("sqlite:///"))
+        location = (db.parent / "mlartifacts").as_uri()
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def log_bundle(
+    bundle: Bundle,
+    *,
+    experiment: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    example: tuple[str, list[int]],
+    figures: dict[str, Any] | None = None,
+    tables: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """Log one training run and register its bundle as ``nbo`` with alias ``candidate``.
+
+    ``example`` is (dataset directory, member ids) for the logged input example. Returns
+    (run_id, model version).
+    """
+    from nbo.tracking.pyfunc import SIGNATURE, NboPyfunc, input_example
+
+    experiment_id = _experiment(experiment)
+    with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})  # drop NaN
+        for name, figure in (figures or {}).items():
+            mlflow.log_figure(figure, f"plots/{name}.png")
+        for name, frame in (tables or {}).items():
+            mlflow.log_table(frame, f"tables/{name}.json")
+        bundle.version = f"run:{run.info.run_id}"
+        path = bundle.save(tmp)
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=NboPyfunc(),
+            artifacts={BUNDLE_FILE: str(path)},
+            signature=SIGNATURE,
+            input_example=input_example(*example),
+            pip_requirements=_requirements(),
+            registered_model_name=MODEL_NAME,
+            await_registration_for=0,
+        )
+        version = str(info.registered_model_version)
+        client = MlflowClient()
+        client.set_registered_model_alias(MODEL_NAME, "candidate", version)
+        client.set_model_version_tag(MODEL_NAME, version, "as_of", bundle.as_of.date().isoformat())
+        return run.info.run_id, version
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = ["polars", "scikit-learn", "implicit", "joblib", "numpy", "scipy", "mlflow", "pyarrow"]
+    return [f"{name}=={version(name)}" for name in names]
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What ``nbo promote`` decided and why."""
+
+    promoted: bool
+    candidate: str
+    champion: str | None
+    reasons: list[str]
+
+
+def _version_metrics(client: MlflowClient, version: Any) -> dict[str, float]:
+    run = client.get_run(version.run_id)
+    return dict(run.data.metrics)
+
+
+def promote(
+    *, force: bool = False, tolerance: float = 0.0, gate: dict[str, bool] | None = None
+) -> Promotion:
+    """Move ``champion`` to the candidate if no gate metric is worse than the champion's.
+
+    ``tolerance`` is the relative slack allowed (0.01 = may be 1% worse); ``force`` skips the gate.
+    """
+    client = MlflowClient()
+    gate = GATE_METRICS if gate is None else gate
+    try:
+        candidate = client.get_model_version_by_alias(MODEL_NAME, "candidate")
+    except MlflowException:
+        raise RegistryError(
+            "no model version has alias 'candidate'; run `nbo train` first"
+        ) from None
+    try:
+        champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    except MlflowException:
+        champion = None
+    reasons: list[str] = []
+    ok = True
+    if champion is not None and champion.version != candidate.version and not force:
+        new, old = _version_metrics(client, candidate), _version_metrics(client, champion)
+        for name, higher_better in gate.items():
+            if name not in old:
+                continue
+            if name not in new:
+                ok = False
+                reasons.append(f"{name}: champion has it, candidate does not")
+                continue
+            slack = abs(old[name]) * tolerance
+            worse = (
+                new[name] < old[name] - slack if higher_better else new[name] > old[name] + slack
+            )
+            verdict = "worse" if worse else "ok"
+            reasons.append(
+                f"{name}: candidate {new[name]:.4f} vs champion {old[name]:.4f} ({verdict})"
+            )
+            ok = ok and not worse
+    elif force:
+        reasons.append("forced: gate skipped")
+    else:
+        reasons.append("no champion yet" if champion is None else "candidate is the champion")
+    if ok:
+        client.set_registered_model_alias(MODEL_NAME, "champion", candidate.version)
+    return Promotion(
+        ok, str(candidate.version), None if champion is None else str(champion.version), reasons
+    )
+
+
+def load_bundle(uri: str) -> Bundle:
+    """A bundle from ``models:/nbo@champion``, ``models:/nbo/3``, ``runs:/<id>/bundle``, a path."""
+    if "://" not in uri and ":/" not in uri:
+        path = Path(uri)
+        if not path.exists():
+            raise RegistryError(f"{uri}: no such bundle file or directory")
+        return Bundle.load(path)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from None
+    found = sorted(local.rglob(BUNDLE_FILE))
+    if not found:
+        raise RegistryError(f"{uri} holds no {BUNDLE_FILE}; is it an nbo model?")
+    return Bundle.load(found[0])
