@@ -102,3 +102,13 @@ def make_club(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def tiny_club(make_club: Callable[..., Path]) -> Path:
     return make_club()
+
+
+@pytest.fixture(scope="session")
+def synth_club(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 members, 20 weeks, with campaigns and redemptions (written once per session)."""
+    from nbo.data.synth import generate_club
+
+    root = tmp_path_factory.mktemp("synth") / "club"
+    generate_club(root, members=300, products=150, weeks=20, seed=7, workers=1)
+    return root

@@ -55,8 +55,10 @@ def member_item_stats(
         days.n_unique().alias("n_days"),
         pl.col("ts").max().alias("last_ts"),
         pl.col("ts").min().alias("first_ts"),
-        pl.col("sales_value").sum().alias("spend"),
-        *[(0.5 ** (age / h)).sum().alias(f"decayed_{int(h)}d") for h in half_lives],
+        # Sums are rounded: float addition order follows how the files are chunked, and the
+        # last bits must not decide a ranking (same data, same features, whatever the layout).
+        pl.col("sales_value").sum().round(6).alias("spend"),
+        *[(0.5 ** (age / h)).sum().round(9).alias(f"decayed_{int(h)}d") for h in half_lives],
         (age < 28).sum().alias("lines_28d"),
         *[days.filter(age < w).n_unique().alias(f"n_days_{w}d") for w in (14, 56, 112)],
     )
@@ -83,7 +85,7 @@ def member_activity(transactions: pl.LazyFrame, as_of: datetime) -> pl.LazyFrame
         pl.col("basket_id").filter(age < 28).n_unique().alias("member_baskets_28d"),
         pl.col("basket_id").filter(age < 14).n_unique().alias("member_baskets_14d"),
         pl.col("product_id").n_unique().alias("member_products"),
-        pl.col("sales_value").sum().alias("member_spend"),
+        pl.col("sales_value").sum().round(6).alias("member_spend"),
         age.min().alias("member_days_since_last"),
         age.max().alias("member_tenure_days"),
     )
