@@ -1,0 +1,144 @@
+"""Model commands round trip: train → promote → recommend / score-offers / forecast-visits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from nbo.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def registry(synth_club: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        result = runner.invoke(app, ["train", "--data", str(synth_club), "--as-of", "2024-04-01"])
+        assert result.exit_code == 0, result.output
+        assert "registered nbo version 1 as candidate" in result.output
+        promoted = runner.invoke(app, ["promote"])
+        assert promoted.exit_code == 0, promoted.output
+        assert "champion is now version 1" in promoted.output
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def env(registry: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)
+
+
+def test_recommend(env: None, synth_club: Path, tmp_path: Path) -> None:
+    out = tmp_path / "recs.parquet"
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--data",
+            str(synth_club),
+            "--at",
+            "2024-04-01",
+            "--k",
+            "5",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    recs = pl.read_parquet(out)
+    assert recs.columns[:5] == ["member_id", "rank", "product_id", "score", "reason"]
+    assert recs.group_by("member_id").len()["len"].max() == 5
+
+
+def test_score_offers(env: None, synth_club: Path, tmp_path: Path) -> None:
+    offers = pl.read_parquet(synth_club / "offers.parquet")["offer_id"].head(2).to_list()
+    pairs = tmp_path / "pairs.parquet"
+    pl.DataFrame(
+        {"member_id": [1, 2], "offer_id": offers, "at": ["2024-04-01", "2024-04-08"]}
+    ).with_columns(pl.col("at").str.to_datetime()).write_parquet(pairs)
+    out = tmp_path / "scores.parquet"
+    result = runner.invoke(
+        app, ["score-offers", "--data", str(synth_club), "--pairs", str(pairs), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    scores = pl.read_parquet(out)
+    assert scores.height == 2 and scores["p_redeem"].is_between(0, 1).all()
+
+
+def test_forecast_visits(env: None, synth_club: Path, tmp_path: Path) -> None:
+    out = tmp_path / "visits.parquet"
+    result = runner.invoke(
+        app,
+        [
+            "forecast-visits",
+            "--data",
+            str(synth_club),
+            "--at",
+            "2024-04-01",
+            "--horizon-days",
+            "28",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    visits = pl.read_parquet(out)
+    assert {
+        "member_id",
+        "expected_visits",
+        "next_visit_date",
+        "preferred_weekday",
+        "preferred_hour",
+    } <= set(visits.columns)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--as-of", "2024-13-01"], "is not a date"),
+        (["recommend", "--at", "2024-04-01", "--model", "/no/such/bundle"], "no such bundle"),
+        (["score-offers", "--pairs", "MISSING"], "cannot be read as Parquet"),
+    ],
+)
+def test_bad_input_exits_2(
+    env: None, synth_club: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    args = [a.replace("MISSING", str(tmp_path / "missing.parquet")) for a in args]
+    result = runner.invoke(
+        app,
+        [
+            *args,
+            "--data",
+            str(synth_club),
+            *([] if args[0] == "train" else ["--out", str(tmp_path / "o.parquet")]),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_score_offers_missing_column(env: None, synth_club: Path, tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.parquet"
+    pl.DataFrame({"member_id": [1]}).write_parquet(pairs)
+    result = runner.invoke(
+        app,
+        [
+            "score-offers",
+            "--data",
+            str(synth_club),
+            "--pairs",
+            str(pairs),
+            "--out",
+            str(tmp_path / "o.parquet"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "missing column(s) at, offer_id" in result.output
