@@ -195,6 +195,8 @@ class ProductAffinity:
         Members sampled per cut for ranker training (all members still get scored).
     min_baskets
         Members with fewer baskets are served the cold-start popularity answer.
+    min_cf_buyers
+        Products bought by fewer members are left out of collaborative filtering.
     """
 
     def __init__(
@@ -204,12 +206,13 @@ class ProductAffinity:
         n_repurchase: int = 60,
         n_cf: int = 20,
         n_popular: int = 20,
-        train_cutoffs: int = 3,
+        train_cutoffs: int = 2,
         max_train_members: int = 20_000,
         negative_share: float = 0.3,
         min_baskets: int = 2,
-        max_iter: int = 150,
-        learning_rate: float = 0.06,
+        max_iter: int = 100,
+        learning_rate: float = 0.08,
+        min_cf_buyers: int = 3,
         cf_params: dict[str, Any] | None = None,
         random_state: int | None = 0,
     ) -> None:
@@ -223,6 +226,7 @@ class ProductAffinity:
         self.min_baskets = min_baskets
         self.max_iter = max_iter
         self.learning_rate = learning_rate
+        self.min_cf_buyers = min_cf_buyers
         self.cf_params = cf_params
         self.random_state = random_state
 
@@ -235,7 +239,9 @@ class ProductAffinity:
             (pl.col("n_days") >= 2).mean().alias("item_repeat_rate"),
             pl.col("interval_days").median().alias("item_interval"),
         )
-        kept = stats.join(buyers.filter(pl.col("buyers") >= 2), on="product_id", how="semi")
+        kept = stats.join(
+            buyers.filter(pl.col("buyers") >= self.min_cf_buyers), on="product_id", how="semi"
+        )
         params = {"random_state": self.random_state, **(self.cf_params or {})}
         cf = CollaborativeFilter(**params).fit(
             kept.select("member_id", "product_id", "decayed_56d")
