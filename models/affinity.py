@@ -9,14 +9,13 @@ Members with too little history get popularity within their segment, flagged ``c
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import polars as pl
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from nbo.features.history import History
+from nbo.features.history import History, training_cuts
 from nbo.features.purchases import (
     item_popularity,
     member_activity,
@@ -250,20 +249,20 @@ class ProductAffinity:
 
     def _training_frame(self, history: History, rng: np.random.Generator) -> pl.DataFrame:
         frames = []
-        for k in range(1, self.train_cutoffs + 1):
-            cut = history.as_of - timedelta(days=k * self.horizon_days)
-            past = History(history.club, cut)
-            members: np.ndarray = (
-                past.transactions.select("member_id").unique().collect()["member_id"].to_numpy()
-            )
-            if len(members) == 0:
-                continue
-            if len(members) > self.max_train_members:
-                members = rng.choice(members, self.max_train_members, replace=False)
+        cuts = training_cuts(
+            history,
+            every_days=self.horizon_days,
+            count=self.train_cutoffs,
+            max_members=self.max_train_members,
+            rng=rng,
+        )
+        for past, members in cuts:
             cf, item_repeat = self._fit_state(past)
-            features = self._candidates(past, np.sort(members), cf, item_repeat)
+            features = self._candidates(past, members, cf, item_repeat)
             # labels from [cut, cut + horizon): strictly before history.as_of
-            bought = purchases_between(history.transactions, cut, self.horizon_days).collect()
+            bought = purchases_between(
+                history.transactions, past.as_of, self.horizon_days
+            ).collect()
             labelled = features.join(
                 bought.with_columns(label=pl.lit(1, pl.Int8)),
                 on=["member_id", "product_id"],

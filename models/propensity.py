@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import numpy as np
 import polars as pl
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from nbo.features.history import History
+from nbo.features.history import History, training_cuts
 from nbo.features.purchases import (
     item_popularity,
     member_activity,
@@ -96,24 +94,22 @@ class CategoryPropensity:
     def fit(self, history: History) -> CategoryPropensity:
         rng = np.random.default_rng(self.random_state)
         frames = []
-        for k in range(1, self.train_cutoffs + 1):
-            cut = history.as_of - timedelta(days=k * self.horizon_days)
-            past = History(history.club, cut)
-            members = (
-                past.transactions.select("member_id").unique().collect()["member_id"].to_numpy()
-            )
-            if len(members) == 0:
-                continue
-            if len(members) > self.max_train_members:
-                members = rng.choice(members, self.max_train_members, replace=False)
+        cuts = training_cuts(
+            history,
+            every_days=self.horizon_days,
+            count=self.train_cutoffs,
+            max_members=self.max_train_members,
+            rng=rng,
+        )
+        for past, members in cuts:
             bought = purchases_between(
                 with_category(history.transactions, history.products),
-                cut,
+                past.as_of,
                 self.horizon_days,
                 item="category",
             ).collect()
             frames.append(
-                self._features(past, np.sort(members))
+                self._features(past, members)
                 .join(
                     bought.with_columns(label=pl.lit(1, pl.Int8)),
                     on=["member_id", "category"],

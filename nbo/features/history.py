@@ -9,14 +9,16 @@ once they have a receipt). The product catalogue is taken as static.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
+import numpy as np
 import polars as pl
 
 from nbo.data.io import ClubData
 
-__all__ = ["History", "as_datetime"]
+__all__ = ["History", "as_datetime", "training_cuts"]
 
 
 def as_datetime(value: date | datetime | str) -> datetime:
@@ -91,3 +93,23 @@ class History:
             .filter(joined | unknown_join_but_shopped)
             .drop("_shopped")
         )
+
+
+def training_cuts(
+    history: History, *, every_days: int, count: int, max_members: int, rng: np.random.Generator
+) -> Iterator[tuple[History, np.ndarray]]:
+    """Earlier cuts of ``history`` to learn from, with the (sampled, sorted) members to use.
+
+    Cut k is ``as_of - k * every_days``; a label window of ``every_days`` after it still ends
+    by ``as_of``. Members are those with receipts before the cut, sampled down to
+    ``max_members`` deterministically for the generator's seed.
+    """
+    for k in range(1, count + 1):
+        past = History(history.club, history.as_of - timedelta(days=k * every_days))
+        members = past.transactions.select("member_id").unique().collect()["member_id"]
+        ids = np.sort(members.to_numpy())  # sorted first: the sample must not depend on hashing
+        if len(ids) == 0:
+            continue
+        if len(ids) > max_members:
+            ids = np.sort(rng.choice(ids, max_members, replace=False))
+        yield past, ids
