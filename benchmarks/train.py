@@ -6,6 +6,7 @@ Complete Journey import by default, or a synthetic club generated first (not tim
 
     .venv/bin/python benchmarks/train.py                                  # Complete Journey
     .venv/bin/python benchmarks/train.py --synth-members 1000000 --as-of 2024-12-02
+    .venv/bin/python benchmarks/train.py --data /tmp/synth1m --as-of 2024-12-02
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def prepare(work: Path, synth_members: int | None, weeks: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help="use this dataset as it is")
     parser.add_argument("--synth-members", type=int, default=None)
     parser.add_argument("--weeks", type=int, default=52)
     parser.add_argument("--as-of", default="2017-09-04")
@@ -59,7 +61,7 @@ def main() -> None:
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, {memory:.0f} GiB RAM")
     work = Path(tempfile.mkdtemp(prefix="nbo-bench-train-", dir="/tmp"))
     try:
-        data = prepare(work, args.synth_members, args.weeks)
+        data = args.data or prepare(work, args.synth_members, args.weeks)
         command = [NBO, "train", "--data", str(data), "--as-of", args.as_of]
         print(f"command: {' '.join(command)}  (cwd {work})")
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
@@ -68,7 +70,13 @@ def main() -> None:
         if run.returncode != 0:
             raise SystemExit(f"nbo train failed ({run.returncode}):\n{log[-4000:]}")
         print(log[-6000:])
-        dataset = f"synthetic {args.synth_members:,} members" if args.synth_members else "CJ"
+        dataset = (
+            str(args.data)
+            if args.data
+            else f"synthetic {args.synth_members:,} members"
+            if args.synth_members
+            else "CJ"
+        )
         print("| date | dataset | as of | wall s | CPU s | peak RSS tree GiB | load before |")
         print("|---|---|---|---:|---:|---:|---:|")
         print(

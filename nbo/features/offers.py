@@ -85,7 +85,6 @@ OFFER_FEATURES = (
     "o_reach_8w",
     "o_coupon_lines_8w",
     "o_code_redemptions",
-    "o_related_redemptions",
 )
 FEATURES = MEMBER_FEATURES + PAIR_FEATURES + OFFER_FEATURES
 
@@ -207,7 +206,10 @@ _MEMBER_DERIVED = frozenset(
 
 
 def pair_features(history: History, pairs: pl.LazyFrame) -> pl.LazyFrame:
-    """``mo_*`` counts of the distinct (member_id, offer_id) ``pairs``; absent pairs have none.
+    """Raw ``mo_*`` counts of distinct (member_id, offer_id) ``pairs``; null where there are none.
+
+    Includes ``mo_last_ts`` and the group spends that :func:`response_features` turns into
+    recency and shares.
 
     Product-level counts come from the members' receipt lines joined to the offers' products
     (rows = lines × offers per product); category-level ones from the pairs joined to the
@@ -268,14 +270,20 @@ def _group_counts(
     offer_groups = (
         offer_products.join(product_groups, on="product_id").select("offer_id", *keys).unique()
     )
+    product_groups = product_groups.join(offer_groups, on=keys, how="semi")  # only groups offered
+    # One struct key for (member, group): with separate keys polars' join reordering would
+    # join the pairs to every group of the member first (pairs × member groups rows).
+    member_group = pl.struct("member_id", *keys).alias("_member_group")
     member_groups = (
         receipts.join(product_groups, on="product_id")
         .group_by("member_id", *keys)
         .agg(pl.col("basket_id").n_unique().alias("baskets"), pl.col("sales_value").sum())
+        .select(member_group, "baskets", "sales_value")
     )
     return (
         pairs.join(offer_groups, on="offer_id")
-        .join(member_groups, on=["member_id", *keys])
+        .with_columns(member_group)
+        .join(member_groups, on="_member_group")
         .group_by(_KEYS)
         .agg(
             pl.col("baskets").sum().alias(f"mo_{prefix}_baskets"),
@@ -339,16 +347,6 @@ def offer_features(history: History, offers: pl.LazyFrame) -> pl.LazyFrame:
             _ratio("coupon_lines", "n_baskets").alias("o_coupon_lines_8w"),
         )
     )
-    past = club.offer_products.join(history.redemptions, on="offer_id", how="semi")
-    per_offer = history.redemptions.group_by("offer_id").agg(pl.len().alias("redemptions"))
-    related_redemptions = (
-        offer_products.join(past.rename({"offer_id": "past_offer_id"}), on="product_id")
-        .select("offer_id", "past_offer_id")
-        .unique()
-        .join(per_offer, left_on="past_offer_id", right_on="offer_id")
-        .group_by("offer_id")
-        .agg(pl.col("redemptions").sum().cast(pl.Float64).alias("o_related_redemptions"))
-    )
     codes = club.offers.select("offer_id", "coupon_code")
     code_redemptions = (
         history.redemptions.join(codes, on="offer_id")
@@ -360,7 +358,6 @@ def offer_features(history: History, offers: pl.LazyFrame) -> pl.LazyFrame:
         .join(codes, on="offer_id", how="left")
         .join(popularity, on="offer_id", how="left")
         .join(code_redemptions, on="coupon_code", how="left")
-        .join(related_redemptions, on="offer_id", how="left")
         .select("offer_id", *[f for f in OFFER_FEATURES if f not in _DEFINED])
         .fill_null(0.0)
     )
