@@ -3,8 +3,10 @@
 :class:`OfferResponse` learns from the club's own past campaigns: every (audience member × offer)
 pair of a campaign that started before ``as_of`` is an example, labelled by whether the member
 redeemed that offer before ``as_of``, with features computed as of the campaign's start (see
-:mod:`nbo.features.offers`). A gradient-boosted tree model (scikit-learn's
-``HistGradientBoostingClassifier``, log loss) maps features to a probability.
+:mod:`nbo.features.offers`). Negatives are sampled (they outnumber redemptions several
+hundred to one) and a gradient-boosted tree model (scikit-learn's
+``HistGradientBoostingClassifier``, log loss) maps features to a probability, with the sampling
+undone on the odds so ``p_redeem`` is calibrated for the club.
 
 :func:`offer_pairs` builds the evaluation set: every pair of the campaigns that start on or after
 ``as_of`` with its label from the full club.

@@ -25,8 +25,12 @@ def trained(synth_club: Path) -> Bundle:
 
 def test_train_produces_holdout_metrics(trained: Bundle) -> None:
     metrics = trained.metrics
-    for key in ("holdout_recall_at_10", "holdout_ndcg_at_10", "holdout_visit_mae",
-                "holdout_visit_mae_naive"):
+    for key in (
+        "holdout_recall_at_10",
+        "holdout_ndcg_at_10",
+        "holdout_visit_mae",
+        "holdout_visit_mae_naive",
+    ):
         assert math.isfinite(metrics[key]), key
     assert 0 < metrics["holdout_recall_at_10"] <= 1
     assert trained.as_of == AS_OF
@@ -38,8 +42,13 @@ def test_bundle_predictions_have_their_contract(trained: Bundle, synth_club: Pat
     recs = trained.recommend(club, AS_OF, k=5)
     assert recs.columns == ["member_id", "rank", "product_id", "score", "reason", "cold_start"]
     visits = trained.forecast_visits(club, AS_OF, 28)
-    assert {"member_id", "expected_visits", "next_visit_date", "preferred_weekday",
-            "preferred_hour"} <= set(visits.columns)
+    assert {
+        "member_id",
+        "expected_visits",
+        "next_visit_date",
+        "preferred_weekday",
+        "preferred_hour",
+    } <= set(visits.columns)
     offers = club.offers.select("offer_id").head(3).collect()["offer_id"].to_list()
     pairs = pl.DataFrame({"member_id": [1, 2, 3], "offer_id": offers, "at": [AS_OF] * 3})
     scored = trained.score_offers(club, pairs)
@@ -66,25 +75,36 @@ def _tamper_after(source: Path, target: Path, cut: datetime) -> None:
     extra = later.head(500).with_columns(
         pl.col("basket_id") + 10**12, pl.col("ts") + timedelta(days=1)
     )
-    _replace(target, "transactions", pl.concat([
-        lines.filter(pl.col("ts") < cut),
-        later.with_columns(pl.col("quantity") * 3, pl.col("sales_value") * 2),
-        extra,
-    ]))
+    _replace(
+        target,
+        "transactions",
+        pl.concat(
+            [
+                lines.filter(pl.col("ts") < cut),
+                later.with_columns(pl.col("quantity") * 3, pl.col("sales_value") * 2),
+                extra,
+            ]
+        ),
+    )
     redemptions = _read(target, "redemptions")
     fake = (
-        _read(target, "campaign_audience").join(_read(target, "offers"), on="campaign_id")
-        .select("member_id", "offer_id").head(50)
+        _read(target, "campaign_audience")
+        .join(_read(target, "offers"), on="campaign_id")
+        .select("member_id", "offer_id")
+        .head(50)
         .with_columns(ts=pl.lit(cut + timedelta(days=2)))
     )
-    _replace(target, "redemptions", pl.concat(
-        [redemptions.filter(pl.col("ts") < cut), fake.cast(redemptions.schema)]
-    ).unique())
+    _replace(
+        target,
+        "redemptions",
+        pl.concat([redemptions.filter(pl.col("ts") < cut), fake.cast(redemptions.schema)]).unique(),
+    )
 
 
 @pytest.mark.slow
-def test_data_after_as_of_changes_nothing(trained: Bundle, synth_club: Path,
-                                          tmp_path: Path) -> None:
+def test_data_after_as_of_changes_nothing(
+    trained: Bundle, synth_club: Path, tmp_path: Path
+) -> None:
     tampered = tmp_path / "tampered"
     _tamper_after(synth_club, tampered, AS_OF)
     other = train_bundle(ClubData(tampered), AS_OF)
@@ -96,7 +116,9 @@ def test_data_after_as_of_changes_nothing(trained: Bundle, synth_club: Path,
     )
     pairs = (
         original.campaign_audience.join(original.offers, on="campaign_id")
-        .select("member_id", "offer_id").head(200).collect()
+        .select("member_id", "offer_id")
+        .head(200)
+        .collect()
         .with_columns(at=pl.lit(AS_OF))
     )
     assert other.score_offers(changed, pairs).equals(trained.score_offers(original, pairs))
