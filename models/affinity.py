@@ -17,6 +17,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from nbo.features.history import History, training_cuts
 from nbo.features.purchases import (
+    ITEM_STAT_FEATURES,
     item_popularity,
     member_activity,
     member_item_stats,
@@ -27,14 +28,7 @@ from nbo.models.cf import CollaborativeFilter
 __all__ = ["FEATURES", "ProductAffinity", "candidate_features"]
 
 FEATURES = [
-    "n_baskets",
-    "n_days",
-    "decayed_14d",
-    "decayed_56d",
-    "days_since_last",
-    "interval_days",
-    "due_ratio",
-    "spend",
+    *ITEM_STAT_FEATURES,
     "lines_28d",
     "basket_share",
     "member_baskets",

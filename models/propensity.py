@@ -8,6 +8,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from nbo.features.history import History, training_cuts
 from nbo.features.purchases import (
+    ITEM_STAT_FEATURES,
     item_popularity,
     member_activity,
     member_item_stats,
@@ -18,14 +19,7 @@ from nbo.features.purchases import (
 __all__ = ["CategoryPropensity"]
 
 FEATURES = [
-    "n_baskets",
-    "n_days",
-    "decayed_14d",
-    "decayed_56d",
-    "days_since_last",
-    "interval_days",
-    "due_ratio",
-    "spend",
+    *ITEM_STAT_FEATURES,
     "n_days_14d",
     "n_days_56d",
     "basket_share",

@@ -18,6 +18,8 @@ for _name, _value in THREAD_DEFAULTS.items():  # as the console script does, bef
     os.environ.setdefault(_name, _value)
 
 Tables = dict[str, pl.DataFrame]
+# the required receipt-line columns, in contract order: hand-made lines are tuples of these
+LINE_COLUMNS = [c.name for c in TABLES["transactions"].columns if c.required]
 
 
 def tiny_tables() -> Tables:
@@ -33,15 +35,7 @@ def tiny_tables() -> Tables:
     ]
     transactions = pl.DataFrame(
         lines,
-        schema=[
-            "member_id",
-            "basket_id",
-            "product_id",
-            "store_id",
-            "ts",
-            "quantity",
-            "sales_value",
-        ],
+        schema=LINE_COLUMNS,
         orient="row",
     ).with_columns(retail_disc=pl.lit(0.0), coupon_disc=pl.lit(0.0), coupon_match_disc=pl.lit(0.0))
     tables: Tables = {

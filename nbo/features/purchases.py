@@ -14,6 +14,7 @@ import polars as pl
 
 __all__ = [
     "DAY_US",
+    "ITEM_STAT_FEATURES",
     "days_before",
     "item_popularity",
     "member_activity",
@@ -23,6 +24,18 @@ __all__ = [
 ]
 
 DAY_US = 86_400_000_000  # microseconds in a day
+
+# Columns of member_item_stats that the product ranker and the category model both learn from.
+ITEM_STAT_FEATURES = [
+    "n_baskets",
+    "n_days",
+    "decayed_14d",
+    "decayed_56d",
+    "days_since_last",
+    "interval_days",
+    "due_ratio",
+    "spend",
+]
 
 
 def days_before(as_of: datetime, column: str = "ts") -> pl.Expr:

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from nbo.data.io import write_dataset
-from tests.conftest import conform_frame, tiny_tables
+from tests.conftest import LINE_COLUMNS, conform_frame, tiny_tables
 
 START = datetime(2024, 1, 1, 10, 0)
 MILK, BREAD = 1, 2
@@ -35,15 +35,7 @@ def rhythm_club(root: Path, *, members: int = 40, weeks: int = 16, seed: int = 0
     transactions = pl.DataFrame(
         rows,
         orient="row",
-        schema=[
-            "member_id",
-            "basket_id",
-            "product_id",
-            "store_id",
-            "ts",
-            "quantity",
-            "sales_value",
-        ],
+        schema=LINE_COLUMNS,
     )
     products = pl.DataFrame(
         {

@@ -19,7 +19,7 @@ from nbo.evaluation.metrics import mae
 from nbo.features.history import History
 from nbo.features.visits import member_visits, visits_between
 from nbo.models.timing import P_VISIT_DAYS, VisitTiming
-from tests.conftest import conform_frame, tiny_tables
+from tests.conftest import LINE_COLUMNS, conform_frame, tiny_tables
 
 AS_OF = date(2024, 6, 5)  # a Wednesday
 NEXT_MONDAY = date(2024, 6, 10)
@@ -58,15 +58,7 @@ def write_club(root: Path, visits: list[Visit], extra_members: tuple[int, ...] =
             (member, basket, 10, 7, ts, 1.0, 2.0)
             for basket, (member, ts) in enumerate(sorted(visits, key=lambda v: (v[1], v[0])))
         ],
-        schema=[
-            "member_id",
-            "basket_id",
-            "product_id",
-            "store_id",
-            "ts",
-            "quantity",
-            "sales_value",
-        ],
+        schema=LINE_COLUMNS,
         orient="row",
     )
     ids = [MONDAY_SHOPPER, LAPSED, ONE_VISIT, NEVER, *STEADY, *extra_members]
