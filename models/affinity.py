@@ -205,7 +205,7 @@ class ProductAffinity:
         min_baskets: int = 2,
         max_iter: int = 100,
         learning_rate: float = 0.08,
-        min_cf_buyers: int = 3,
+        min_cf_buyers: int = 5,
         cf_params: dict[str, Any] | None = None,
         random_state: int | None = 0,
     ) -> None:

@@ -41,7 +41,7 @@ class CollaborativeFilter:
         iterations: int = 8,
         regularization: float = 0.05,
         alpha: float = 2.0,
-        neighbours: int = 50,
+        neighbours: int = 20,
         random_state: int | None = 0,
         num_threads: int = 1,
     ) -> None:

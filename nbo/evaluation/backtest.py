@@ -66,7 +66,9 @@ def product_metrics(
 
 def _ranked(frame: pl.DataFrame, *by: str) -> pl.DataFrame:
     return (
-        frame.sort(["member_id", *by], descending=[False] + [True] * len(by))
+        frame.sort(  # product_id last: ties must not be broken by chance
+            ["member_id", *by, "product_id"], descending=[False] + [True] * len(by) + [False]
+        )
         .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("member_id"))
         .filter(pl.col("rank") <= K)
     )
