@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
@@ -13,6 +13,10 @@ from rich.table import Table
 
 from nbo.cli.common import console, fails_cleanly
 from nbo.errors import NboError
+
+if TYPE_CHECKING:  # imported lazily at run time: `nbo --help` stays fast
+    from nbo.data.io import ClubData
+    from nbo.tracking.bundle import Bundle
 
 __all__ = ["evaluate_cmd", "promote_cmd", "register", "train_cmd"]
 
@@ -31,13 +35,13 @@ def _date(value: str, option: str) -> datetime:
         raise NboError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _club(data: Path):  # type: ignore[no-untyped-def]
+def _club(data: Path) -> ClubData:
     from nbo.data.io import ClubData
 
     return ClubData(data)
 
 
-def _bundle(uri: str):  # type: ignore[no-untyped-def]
+def _bundle(uri: str) -> Bundle:
     from nbo.tracking.registry import configure, load_bundle
 
     configure()
