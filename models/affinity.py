@@ -22,6 +22,7 @@ from nbo.features.purchases import (
     member_activity,
     member_item_stats,
     purchases_between,
+    with_labels,
 )
 from nbo.models.cf import CollaborativeFilter
 
@@ -257,11 +258,7 @@ class ProductAffinity:
             bought = purchases_between(
                 history.transactions, past.as_of, self.horizon_days
             ).collect()
-            labelled = features.join(
-                bought.with_columns(label=pl.lit(1, pl.Int8)),
-                on=["member_id", "product_id"],
-                how="left",
-            ).with_columns(pl.col("label").fill_null(0))
+            labelled = with_labels(features, bought, ["member_id", "product_id"])
 
             # Uniform negative sampling shifts every score's log-odds by the same constant, so
             # the ranking is unchanged while training gets several times faster.

@@ -14,6 +14,7 @@ from nbo.features.purchases import (
     member_item_stats,
     purchases_between,
     with_category,
+    with_labels,
 )
 
 __all__ = ["CategoryPropensity"]
@@ -103,13 +104,7 @@ class CategoryPropensity:
                 item="category",
             ).collect()
             frames.append(
-                self._features(past, members)
-                .join(
-                    bought.with_columns(label=pl.lit(1, pl.Int8)),
-                    on=["member_id", "category"],
-                    how="left",
-                )
-                .with_columns(pl.col("label").fill_null(0))
+                with_labels(self._features(past, members), bought, ["member_id", "category"])
             )
         if not frames:
             raise ValueError(f"no receipts before {history.as_of:%Y-%m-%d} to learn from")

@@ -21,6 +21,7 @@ __all__ = [
     "member_item_stats",
     "purchases_between",
     "with_category",
+    "with_labels",
 ]
 
 DAY_US = 86_400_000_000  # microseconds in a day
@@ -127,3 +128,9 @@ def purchases_between(
         .select("member_id", item)
         .unique()
     )
+
+
+def with_labels(frame: pl.DataFrame, bought: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """``frame`` plus ``label``: 1 where its ``keys`` are among ``bought`` (distinct), else 0."""
+    positives = bought.select(keys).with_columns(label=pl.lit(1, pl.Int8))
+    return frame.join(positives, on=keys, how="left").with_columns(pl.col("label").fill_null(0))
