@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["DataContractError", "DatasetExistsError", "MappingError", "NboError"]
+__all__ = [
+    "DataContractError",
+    "DatasetExistsError",
+    "EventError",
+    "HistoryError",
+    "MappingError",
+    "NboError",
+    "PolicyError",
+]
 
 
 class NboError(Exception):
@@ -19,3 +27,23 @@ class MappingError(NboError):
 
 class DatasetExistsError(NboError):
     """The output directory of an import already holds data and overwriting was not asked for."""
+
+
+class PolicyError(NboError):
+    """A decision policy (YAML) is invalid or asks for something the data cannot give."""
+
+
+class HistoryError(NboError):
+    """Rows given to the interaction history store cannot be recorded (column and row named)."""
+
+
+class EventError(HistoryError):
+    """An interaction event is invalid (its index in the batch and the bad field named).
+
+    ``index`` and ``field`` say which, so an API can point at the offending item.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+        self.field = field

@@ -1,0 +1,242 @@
+"""The decision engine: scored candidates in, each member's offers out — batch or one member.
+
+:func:`decide` is pure (no I/O): :func:`~nbo.decisioning.prepare.prepare` applies eligibility,
+contact policy, tracks and economics; :func:`~nbo.decisioning.budget.allocate` fills every
+member's list within the club-wide budgets; :func:`~nbo.decisioning.explore.explore` swaps a
+small share of last slots for Thompson-sampled offers and records propensities; then each
+decision gets its send time and reason.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from nbo.decisioning.budget import Allocation, Budgets, allocate
+from nbo.decisioning.explore import Exploration, explore, matching_odds
+from nbo.decisioning.policy import Policy
+from nbo.decisioning.prepare import ContactHistory, plan
+from nbo.decisioning.present import reason, send_at
+from nbo.decisioning.select import ListRules, Rows
+
+__all__ = ["DECISION_COLUMNS", "Decisions", "OfferStats", "decide", "exploration_odds"]
+
+DECISION_COLUMNS = (
+    "decision_id", "member_id", "offer_id", "campaign_id", "channel", "rank", "p_redeem",
+    "expected_value", "expected_cost", "priority", "send_at", "reason", "propensity",
+    "explored", "track", "cold_start", "model_version", "decided_at",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OfferStats:
+    """Offer-level exposures and redemptions from the interaction history (for exploration)."""
+
+    frame: pl.DataFrame  # offer_id, exposures, redemptions
+
+    @staticmethod
+    def empty() -> OfferStats:
+        return OfferStats(
+            pl.DataFrame(schema={"offer_id": pl.String, "exposures": pl.Int64,
+                                 "redemptions": pl.Int64})
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Decisions:
+    decisions: pl.DataFrame  # DECISION_COLUMNS, sorted by member_id, rank
+    allocation: Allocation | None
+    campaigns: list[str]  # row order of allocation.prices / usage
+    eligible_rows: int
+
+
+def _codes(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.with_columns(
+        _m=pl.col("member_id").rank("dense").cast(pl.Int64) - 1,
+        _c=pl.col("campaign_id").rank("dense").cast(pl.Int64) - 1,
+        _mc=pl.struct("member_id", pl.col("category").fill_null("")).rank("dense").cast(pl.Int64)
+        - 1,
+        _mp=pl.struct("member_id", "campaign_id").rank("dense").cast(pl.Int64) - 1,
+    )
+
+
+def _budgets(policy: Policy, campaigns: list[str]) -> Budgets:
+    limits = np.full((len(campaigns), 3), np.inf)
+    for i, campaign in enumerate(campaigns):
+        rules = policy.campaign(campaign)
+        for k, limit in enumerate((rules.max_redemptions, rules.max_cost, rules.max_audience)):
+            if limit is not None:
+                limits[i, k] = float(limit)
+    return Budgets(limits)
+
+
+def exploration_odds(
+    frame: pl.DataFrame, stats: OfferStats, policy: Policy, *, seed: int | None = None
+) -> pl.DataFrame:
+    """offer_id, odds: each offer's Thompson-sampling matching odds (see ``explore``).
+
+    ``frame`` holds candidates (offer_id, p_redeem); an online service computes this once per
+    model load and passes it to :func:`decide` for every request.
+    """
+    rng = np.random.default_rng(policy.seed if seed is None else seed)
+    offers = (
+        frame.group_by("offer_id")
+        .agg(mean_p=pl.col("p_redeem").mean())
+        .join(stats.frame, on="offer_id", how="left")
+        .sort("offer_id")
+        .with_columns(pl.col("exposures", "redemptions").fill_null(0))
+    )
+    odds = matching_odds(
+        offers["mean_p"].to_numpy(),
+        offers["exposures"].to_numpy().astype(np.float64),
+        offers["redemptions"].to_numpy().astype(np.float64),
+        prior_strength=policy.exploration.prior_strength,
+        draws=policy.exploration.draws,
+        rng=rng,
+    )
+    return offers.select("offer_id").with_columns(odds=pl.Series(odds, dtype=pl.Float64))
+
+
+def _track_label() -> pl.Expr:
+    explored = pl.col("explored")
+    return pl.when(explored).then(pl.lit("explore")).otherwise(pl.col("track"))
+
+
+def _within_budgets(
+    rows: Rows, use: np.ndarray, budgets: Budgets, explored: Exploration, last: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Undo explored swaps into campaigns that the swaps pushed over a budget."""
+    final = explored.chosen.copy()
+    propensity = explored.propensity.copy()
+    n_campaigns = budgets.limits.shape[0]
+    usage = np.column_stack(
+        [np.bincount(rows.campaign[final], use[final, k], n_campaigns) for k in range(3)]
+    )
+    over: np.ndarray = np.asarray((usage > budgets.limits + 1e-9).any(axis=1))
+    undo = explored.explored & final & over[rows.campaign]
+    if undo.any():
+        final[undo] = False
+        restore = last & np.isin(rows.member, rows.member[undo])
+        final[restore] = True
+        propensity[restore] = explored.kept_last[restore]
+    return final, propensity
+
+
+def decide(
+    candidates: pl.DataFrame,
+    members: pl.DataFrame,
+    policy: Policy,
+    *,
+    at: datetime,
+    channel: str,
+    contacts: ContactHistory | None = None,
+    offer_stats: OfferStats | None = None,
+    model_version: str = "unknown",
+    run_id: str = "run",
+    closed_campaigns: frozenset[str] = frozenset(),
+    odds: pl.DataFrame | None = None,
+) -> Decisions:
+    """Decide every member's offers for ``channel`` at ``at``; see the module docstring.
+
+    ``closed_campaigns`` take no new decisions (an online caller whose campaign budget is spent).
+    ``run_id`` prefixes decision ids and seeds the exploration draws together with the policy's
+    seed: the same inputs, policy and run id give the same decisions. ``odds`` (from
+    :func:`exploration_odds`) saves recomputing the exploration odds on every call.
+    """
+    rng = np.random.default_rng([policy.seed, zlib.crc32(run_id.encode())])
+    query = plan(candidates, members, contacts, policy, at=at, channel=channel)
+    if closed_campaigns:
+        query = query.filter(~pl.col("campaign_id").is_in(list(closed_campaigns)))
+    if odds is not None:
+        query = query.join(odds.lazy().select("offer_id", "odds"), on="offer_id", how="left")
+    frame = _codes(
+        query.sort(["member_id", "priority", "offer_id"], descending=[False, True, False])
+    ).collect()
+    campaigns = frame["campaign_id"].unique().sort().to_list()
+    n_members = int(frame["_m"].max()) + 1 if frame.height else 0  # type: ignore[arg-type]
+    rows = Rows(
+        member=frame["_m"].to_numpy(),
+        category=frame["_mc"].to_numpy(),
+        campaign=frame["_c"].to_numpy(),
+        member_campaign=frame["_mp"].to_numpy(),
+        is_new=frame["is_new"].fill_null(False).to_numpy(),
+        cost=frame["expected_cost"].to_numpy(),
+        n_members=n_members,
+    )
+    first = np.r_[0, np.flatnonzero(np.diff(rows.member)) + 1] if frame.height else []
+    capacity = frame["capacity"].to_numpy()[first].astype(np.int64)
+    rules = ListRules(
+        capacity=capacity,
+        new_slots=np.minimum(policy.new_slots(), capacity),
+        cost_cap=frame["cost_cap"].to_numpy()[first].astype(np.float64),
+        max_per_category=policy.diversity.max_per_category,
+        max_per_campaign=policy.diversity.max_per_campaign or policy.slots,
+    )
+    priority = frame["priority"].to_numpy()
+    p = frame["p_redeem"].to_numpy()
+    use = np.column_stack([p, frame["expected_cost"].to_numpy(), np.ones(frame.height)])
+    budgets = _budgets(policy, campaigns)
+    allocation = allocate(rows, priority, use, rules, budgets, seed=policy.seed)
+    chosen = allocation.chosen
+
+    # exploration: the last slot of a full list, filled from rows that fit the rest of it
+    share = policy.exploration.share
+    counts = np.bincount(rows.member[chosen], minlength=n_members)
+    full = counts >= capacity
+    chosen_idx = np.flatnonzero(chosen)
+    last = np.zeros(frame.height, dtype=bool)
+    if chosen_idx.size:
+        owners = rows.member[chosen_idx]
+        is_last = np.r_[owners[1:] != owners[:-1], True]  # rows are priority-ordered
+        last[chosen_idx[is_last & full[owners]]] = True
+    kept = chosen & ~last
+    in_category = np.bincount(rows.category[kept], minlength=int(rows.category.max(initial=0)) + 1)
+    in_campaign = np.bincount(
+        rows.member_campaign[kept], minlength=int(rows.member_campaign.max(initial=0)) + 1
+    )
+    room = budgets.limits - allocation.usage
+    allowed = (
+        ~chosen
+        & (in_category[rows.category] < rules.max_per_category)
+        & (in_campaign[rows.member_campaign] < rules.max_per_campaign)
+        & (room[rows.campaign] >= use).all(axis=1)
+        & (capacity[rows.member] > 0)
+    )
+    if share > 0 and frame.height and odds is None:
+        table = exploration_odds(frame, offer_stats or OfferStats.empty(), policy)
+        frame = frame.join(table, on="offer_id", how="left", maintain_order="left")
+    row_odds = frame["odds"].fill_null(0.0).to_numpy() if share > 0 else np.zeros(frame.height)
+    explored = explore(
+        rows.member, row_odds, chosen, last, allowed, share=share, n_members=n_members, rng=rng
+    )
+    final, propensity = _within_budgets(rows, use, budgets, explored, last)
+    out = (
+        frame.lazy()
+        .with_columns(
+            propensity=pl.Series(propensity),
+            explored=pl.Series(explored.explored & final),
+        )
+        .filter(pl.Series(final))
+        .sort(["member_id", "priority", "offer_id"], descending=[False, True, False])
+        .with_columns(
+            rank=pl.int_range(1, pl.len() + 1).over("member_id").cast(pl.Int32),
+            channel=pl.lit(channel),
+            model_version=pl.lit(model_version),
+            decided_at=pl.lit(at),
+            send_at=send_at(at, policy.send_lead_hours),
+            reason=reason(),
+        )
+        .with_columns(
+            decision_id=pl.concat_str(
+                pl.lit(run_id), pl.col("member_id"), pl.col("offer_id"), separator="-"
+            )
+        )
+        .with_columns(track=_track_label())
+        .select(DECISION_COLUMNS)
+        .collect()
+    )
+    return Decisions(out, allocation, campaigns, frame.height)

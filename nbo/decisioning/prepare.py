@@ -1,0 +1,271 @@
+"""From scored candidates to arbitration rows: eligibility, contact policy, tracks, economics.
+
+Input frames (see :data:`CANDIDATE_COLUMNS` and :data:`MEMBER_COLUMNS`) are built by the batch
+job or the API from the models; contact history comes from the interaction store. Everything
+here is a pure polars expression over them, so one member (an API call) and a million (a batch
+run) go through the same rules.
+
+Priority (``docs/decisioning.md``)::
+
+    expected_cost  = p_redeem × cost + contact_cost[channel]
+    expected_value = p_redeem × value − expected_cost
+    priority       = weight × track_multiplier × p_redeem × value − expected_cost + boost
+
+``value`` is what a redemption is worth to the club (margin on the member's typical spend on the
+offer's products), ``cost`` what it costs the club (the club-funded part of the discount);
+``weight`` is the campaign's weight times the offer's, ``boost`` their sum.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import polars as pl
+
+from nbo.decisioning.policy import Policy
+
+__all__ = ["CANDIDATE_COLUMNS", "MEMBER_COLUMNS", "ContactHistory", "plan", "prepare"]
+
+CANDIDATE_COLUMNS: dict[str, pl.DataType] = {
+    "member_id": pl.Int64(),
+    "offer_id": pl.String(),
+    "campaign_id": pl.String(),
+    "category": pl.String(),
+    "start_date": pl.Date(),
+    "end_date": pl.Date(),
+    "in_audience": pl.Boolean(),
+    "p_redeem": pl.Float64(),
+    "value": pl.Float64(),
+    "cost": pl.Float64(),
+    "is_new": pl.Boolean(),
+    "redeemed_before": pl.Boolean(),
+    "bought_baskets": pl.Int64(),
+    "days_since_bought": pl.Float64(),
+    "usual_gap_days": pl.Float64(),
+    "product": pl.String(),
+}
+MEMBER_COLUMNS: dict[str, pl.DataType] = {
+    "member_id": pl.Int64(),
+    "baskets": pl.Int64(),
+    "yearly_value": pl.Float64(),
+    "lapsing": pl.Boolean(),
+    "cold_start": pl.Boolean(),
+    "next_visit_date": pl.Date(),
+    "preferred_hour": pl.Int64(),
+}
+
+
+class ContactHistory(Protocol):
+    """What the engine reads of the interaction history (see ``nbo.history.ContactState``).
+
+    ``sent``: member_id, offer_id, channel, decided_at; ``offer_events``: member_id, offer_id,
+    exposures, ignored, redeemed, dismissed, last_exposed_at.
+    """
+
+    @property
+    def sent(self) -> pl.DataFrame: ...
+
+    @property
+    def offer_events(self) -> pl.DataFrame: ...
+
+
+def _check(frame: pl.DataFrame, columns: dict[str, pl.DataType], name: str) -> pl.LazyFrame:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} frame lacks column(s) {missing}")
+    casts = [pl.col(c) if frame.schema[c] == t else pl.col(c).cast(t) for c, t in columns.items()]
+    return frame.lazy().select(casts)
+
+
+def _rules(policy: Policy, channel: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    campaigns = pl.DataFrame(
+        {
+            "campaign_id": list(policy.campaigns),
+            "c_weight": [r.weight for r in policy.campaigns.values()],
+            "c_boost": [r.boost for r in policy.campaigns.values()],
+            "c_channel_ok": [r.channels is None or channel in r.channels
+                             for r in policy.campaigns.values()],
+        },
+        schema={"campaign_id": pl.String, "c_weight": pl.Float64, "c_boost": pl.Float64,
+                "c_channel_ok": pl.Boolean},
+    )  # fmt: skip
+    offers = pl.DataFrame(
+        {
+            "offer_id": list(policy.offers),
+            "o_weight": [r.weight for r in policy.offers.values()],
+            "o_boost": [r.boost for r in policy.offers.values()],
+        },
+        schema={"offer_id": pl.String, "o_weight": pl.Float64, "o_boost": pl.Float64},
+    )
+    return campaigns, offers
+
+
+def _contact_columns(
+    frame: pl.LazyFrame, contacts: ContactHistory | None, at: datetime, channel: str, p: Policy
+) -> pl.LazyFrame:
+    """days_since_sent, ignored, redeemed_logged per pair; sent_in_period per member."""
+    if contacts is None:
+        return frame.with_columns(
+            days_since_sent=pl.lit(None, pl.Float64),
+            ignored=pl.lit(0, pl.Int64),
+            redeemed_logged=pl.lit(False),
+            sent_in_period=pl.lit(0, pl.Int64),
+        )
+    sent = contacts.sent.lazy().filter(pl.col("decided_at") < at)
+    last_sent = sent.group_by("member_id", "offer_id").agg(
+        days_since_sent=(pl.lit(at) - pl.col("decided_at").max()).dt.total_seconds() / 86_400.0
+    )
+    in_period = (
+        sent.filter(
+            (pl.col("channel") == channel)
+            & (pl.col("decided_at") >= at - timedelta(days=p.contact.period_days))
+        )
+        .group_by("member_id")
+        .agg(sent_in_period=pl.len().cast(pl.Int64))
+    )
+    events = contacts.offer_events.lazy().select(
+        "member_id",
+        "offer_id",
+        pl.col("ignored").cast(pl.Int64),
+        pl.col("redeemed").cast(pl.Boolean).alias("redeemed_logged"),
+    )
+    return (
+        frame.join(last_sent, on=["member_id", "offer_id"], how="left")
+        .join(events, on=["member_id", "offer_id"], how="left")
+        .join(in_period, on="member_id", how="left")
+        .with_columns(
+            pl.col("ignored").fill_null(0),
+            pl.col("redeemed_logged").fill_null(False),
+            pl.col("sent_in_period").fill_null(0),
+        )
+    )
+
+
+def _eligible(policy: Policy, at: datetime, channel: str) -> pl.Expr:
+    day = at.date()
+    contact = policy.contact
+    rules = [
+        pl.col("start_date") <= day,
+        pl.col("end_date") >= day,
+        pl.col("in_audience"),
+        pl.col("c_channel_ok"),
+        ~pl.col("member_id").is_in(policy.excluded_members),
+        ~pl.col("offer_id").is_in(policy.excluded_offers),
+        ~pl.col("redeemed_before") & ~pl.col("redeemed_logged"),
+        pl.col("days_since_sent").is_null() | (pl.col("days_since_sent") >= contact.cooldown_days),
+        pl.col("p_redeem").is_finite() & (pl.col("p_redeem") > 0),
+        pl.col("capacity") > 0,
+        pl.col("track_ok"),
+    ]
+    if contact.suppress_after_ignored is not None:
+        rules.append(pl.col("ignored") < contact.suppress_after_ignored)
+    if contact.skip_recent_purchase_days > 0:
+        rules.append(
+            pl.col("days_since_bought").is_null()
+            | (pl.col("days_since_bought") >= contact.skip_recent_purchase_days)
+        )
+    return pl.all_horizontal(rules)
+
+
+def _track(policy: Policy) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    tracks = policy.tracks
+    onboarding = pl.col("baskets") < tracks.onboarding_max_baskets
+    winback = ~onboarding & pl.col("lapsing")
+    track = (
+        pl.when(onboarding).then(pl.lit("onboarding"))
+        .when(winback).then(pl.lit("winback"))
+        .otherwise(pl.lit("default"))
+    )  # fmt: skip
+    multiplier = (
+        pl.when(onboarding).then(tracks.onboarding_multiplier)
+        .when(winback).then(tracks.winback_multiplier)
+        .otherwise(1.0)
+    )  # fmt: skip
+    allowed = pl.lit(True)
+    if tracks.onboarding_campaigns:
+        allowed &= ~onboarding | pl.col("campaign_id").is_in(tracks.onboarding_campaigns)
+    if tracks.winback_campaigns:
+        allowed &= ~winback | pl.col("campaign_id").is_in(tracks.winback_campaigns)
+    return track, multiplier, allowed
+
+
+def prepare(
+    candidates: pl.DataFrame,
+    members: pl.DataFrame,
+    contacts: ContactHistory | None,
+    policy: Policy,
+    *,
+    at: datetime,
+    channel: str,
+) -> pl.DataFrame:
+    """The eligible rows with priority, expected value/cost, track, capacity and cost cap."""
+    return plan(candidates, members, contacts, policy, at=at, channel=channel).collect()
+
+
+def plan(
+    candidates: pl.DataFrame,
+    members: pl.DataFrame,
+    contacts: ContactHistory | None,
+    policy: Policy,
+    *,
+    at: datetime,
+    channel: str,
+) -> pl.LazyFrame:
+    """:func:`prepare` as a lazy query (the engine adds to it before one collect)."""
+    policy.check_channel(channel)
+    pairs = _check(candidates, CANDIDATE_COLUMNS, "candidates")
+    people = _check(members, MEMBER_COLUMNS, "members")
+    campaign_rules, offer_rules = _rules(policy, channel)
+    economics = policy.economics
+    contact_cost = economics.contact_cost.get(channel, 0.0)
+    channel_cap = policy.contact.max_offers.get(channel)
+    track, multiplier, track_ok = _track(policy)
+    cost_cap = (
+        pl.max_horizontal(
+            pl.col("yearly_value").fill_null(0.0) * economics.member_cost_share,
+            pl.lit(economics.member_cost_floor),
+        )
+        if economics.member_cost_share is not None
+        else pl.lit(float("inf"))
+    )
+    frame = (
+        pairs.join(people, on="member_id", how="left")
+        .with_columns(
+            pl.col("baskets").fill_null(0),
+            pl.col("lapsing").fill_null(False),
+            pl.col("cold_start").fill_null(True),
+            pl.col("redeemed_before").fill_null(False),
+            pl.col("in_audience").fill_null(False),
+        )
+        .join(campaign_rules.lazy(), on="campaign_id", how="left")
+        .join(offer_rules.lazy(), on="offer_id", how="left")
+    )
+    frame = _contact_columns(frame, contacts, at, channel, policy)
+    slots = pl.lit(policy.slots, pl.Int64)
+    capacity = (
+        pl.min_horizontal(slots, pl.lit(channel_cap, pl.Int64) - pl.col("sent_in_period"))
+        if channel_cap is not None
+        else slots
+    )
+    weight = pl.col("c_weight").fill_null(1.0) * pl.col("o_weight").fill_null(1.0)
+    boost = pl.col("c_boost").fill_null(0.0) + pl.col("o_boost").fill_null(0.0)
+    p = pl.col("p_redeem")
+    frame = frame.with_columns(
+        pl.col("c_channel_ok").fill_null(True),
+        track.alias("track"),
+        multiplier.alias("multiplier"),
+        track_ok.alias("track_ok"),
+        capacity.clip(lower_bound=0).alias("capacity"),
+        cost_cap.alias("cost_cap"),
+        (p * pl.col("cost") + contact_cost).alias("expected_cost"),
+        weight.alias("weight"),
+        boost.alias("boost"),
+    ).with_columns(
+        (p * pl.col("value") - pl.col("expected_cost")).alias("expected_value"),
+        (pl.col("weight") * pl.col("multiplier") * p * pl.col("value")
+         - pl.col("expected_cost") + pl.col("boost")).alias("priority"),
+    )  # fmt: skip
+    return frame.filter(_eligible(policy, at, channel)).drop(
+        "c_weight", "o_weight", "c_boost", "o_boost", "c_channel_ok", "track_ok"
+    )

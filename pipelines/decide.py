@@ -1,0 +1,104 @@
+"""Batch decisions: every member's offers for campaign tools (``nbo decide``).
+
+A thin composition: the club as of ``at`` → scored candidates (:mod:`nbo.pipelines.candidates`)
+→ contact history (the interaction store, optional) → the decision engine → a per-campaign
+summary. Reading and writing happen in the CLI; these functions only compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import uuid4
+
+import polars as pl
+
+from nbo.data.io import ClubData
+from nbo.decisioning.engine import Decisions, OfferStats, decide
+from nbo.decisioning.policy import Policy
+from nbo.decisioning.prepare import ContactHistory
+from nbo.features.history import History
+from nbo.pipelines.candidates import active_offers, build_candidates, build_members
+from nbo.tracking.bundle import Bundle
+
+__all__ = ["BatchDecisions", "campaign_summary", "decide_batch", "offer_stats"]
+
+Stage = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BatchDecisions:
+    result: Decisions
+    offers: int
+    members: int
+    candidates: int
+
+
+def offer_stats(contacts: ContactHistory | None) -> OfferStats:
+    """Offer-level exposures and redemptions from the interaction history."""
+    if contacts is None or contacts.offer_events.height == 0:
+        return OfferStats.empty()
+    return OfferStats(
+        contacts.offer_events.group_by("offer_id").agg(
+            exposures=pl.col("exposures").sum().cast(pl.Int64),
+            redemptions=pl.col("redeemed").cast(pl.Int64).sum(),
+        )
+    )
+
+
+def decide_batch(
+    club: ClubData,
+    bundle: Bundle,
+    policy: Policy,
+    *,
+    at: datetime,
+    channel: str,
+    campaign: str | None = None,
+    contacts: ContactHistory | None = None,
+    run_id: str | None = None,
+    stage: Stage = lambda name: None,
+) -> BatchDecisions:
+    """Decide offers for every member of ``club`` at ``at`` (see the module docstring)."""
+    policy.check_channel(channel)
+    history = History.at(club, at)
+    stage("active offers")
+    offers = active_offers(club, at, campaign)
+    stage("scoring candidates")
+    candidates = build_candidates(history, bundle.response, offers, policy)
+    stage("member context")
+    members = build_members(history, bundle.timing, policy)
+    stage("arbitration and budgets")
+    result = decide(
+        candidates,
+        members,
+        policy,
+        at=at,
+        channel=channel,
+        contacts=contacts,
+        offer_stats=offer_stats(contacts),
+        model_version=bundle.version,
+        run_id=run_id or uuid4().hex[:12],
+    )
+    return BatchDecisions(result, offers.height, members.height, candidates.height)
+
+
+def campaign_summary(decisions: pl.DataFrame) -> pl.DataFrame:
+    """Per campaign: members reached, offers, expected redemptions, cost, value, net and ROI."""
+    return (
+        decisions.group_by("campaign_id")
+        .agg(
+            members=pl.col("member_id").n_unique(),
+            offers=pl.len(),
+            expected_redemptions=pl.col("p_redeem").sum(),
+            expected_cost=pl.col("expected_cost").sum(),
+            expected_value=(pl.col("expected_value") + pl.col("expected_cost")).sum(),
+        )
+        .with_columns(net_value=pl.col("expected_value") - pl.col("expected_cost"))
+        .with_columns(
+            roi=pl.when(pl.col("expected_cost") > 0)
+            .then(pl.col("net_value") / pl.col("expected_cost"))
+            .otherwise(None)
+        )
+        .sort("campaign_id")
+    )
