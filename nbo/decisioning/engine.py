@@ -19,11 +19,18 @@ import polars as pl
 from nbo.decisioning.budget import Allocation, Budgets, allocate
 from nbo.decisioning.explore import Exploration, explore, matching_odds
 from nbo.decisioning.policy import Policy
-from nbo.decisioning.prepare import ContactHistory, plan
+from nbo.decisioning.prepare import ContactHistory, plan_static, with_contacts
 from nbo.decisioning.present import reason, send_at
 from nbo.decisioning.select import ListRules, Rows
 
-__all__ = ["DECISION_COLUMNS", "Decisions", "OfferStats", "decide", "exploration_odds"]
+__all__ = [
+    "DECISION_COLUMNS",
+    "Decisions",
+    "OfferStats",
+    "decide",
+    "decide_prepared",
+    "exploration_odds",
+]
 
 DECISION_COLUMNS = (
     "decision_id", "member_id", "offer_id", "campaign_id", "channel", "rank", "p_redeem",
@@ -54,7 +61,7 @@ class Decisions:
     eligible_rows: int
 
 
-def _codes(frame: pl.LazyFrame) -> pl.LazyFrame:
+def _codes(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
         _m=pl.col("member_id").rank("dense").cast(pl.Int64) - 1,
         _c=pl.col("campaign_id").rank("dense").cast(pl.Int64) - 1,
@@ -147,15 +154,55 @@ def decide(
     seed: the same inputs, policy and run id give the same decisions. ``odds`` (from
     :func:`exploration_odds`) saves recomputing the exploration odds on every call.
     """
+    static = plan_static(candidates, members, policy, at=at, channel=channel).collect()
+    return _decide(
+        static, policy, at=at, channel=channel, contacts=contacts, offer_stats=offer_stats,
+        model_version=model_version, run_id=run_id, closed_campaigns=closed_campaigns, odds=odds,
+    )  # fmt: skip
+
+
+def decide_prepared(
+    static: pl.DataFrame,
+    policy: Policy,
+    *,
+    at: datetime,
+    channel: str,
+    contacts: ContactHistory | None = None,
+    model_version: str = "unknown",
+    run_id: str = "run",
+    closed_campaigns: frozenset[str] = frozenset(),
+    odds: pl.DataFrame | None = None,
+) -> Decisions:
+    """:func:`decide` from rows already through :func:`~nbo.decisioning.prepare.plan_static`
+    for the same day, channel and policy (an online service keeps them per member)."""
+    return _decide(
+        static, policy, at=at, channel=channel, contacts=contacts, offer_stats=None,
+        model_version=model_version, run_id=run_id, closed_campaigns=closed_campaigns, odds=odds,
+    )  # fmt: skip
+
+
+def _decide(
+    static: pl.DataFrame,
+    policy: Policy,
+    *,
+    at: datetime,
+    channel: str,
+    contacts: ContactHistory | None,
+    offer_stats: OfferStats | None,
+    model_version: str,
+    run_id: str,
+    closed_campaigns: frozenset[str],
+    odds: pl.DataFrame | None,
+) -> Decisions:
     rng = np.random.default_rng([policy.seed, zlib.crc32(run_id.encode())])
-    query = plan(candidates, members, contacts, policy, at=at, channel=channel)
+    frame = with_contacts(static, contacts, policy, at=at, channel=channel)
     if closed_campaigns:
-        query = query.filter(~pl.col("campaign_id").is_in(list(closed_campaigns)))
+        frame = frame.filter(~pl.col("campaign_id").is_in(list(closed_campaigns)))
     if odds is not None:
-        query = query.join(odds.lazy().select("offer_id", "odds"), on="offer_id", how="left")
+        frame = frame.join(odds.select("offer_id", "odds"), on="offer_id", how="left")
     frame = _codes(
-        query.sort(["member_id", "priority", "offer_id"], descending=[False, True, False])
-    ).collect()
+        frame.sort(["member_id", "priority", "offer_id"], descending=[False, True, False])
+    )
     campaigns = frame["campaign_id"].unique().sort().to_list()
     n_members = int(frame["_m"].max()) + 1 if frame.height else 0  # type: ignore[arg-type]
     rows = Rows(
@@ -215,8 +262,7 @@ def decide(
     )
     final, propensity = _within_budgets(rows, use, budgets, explored, last)
     out = (
-        frame.lazy()
-        .with_columns(
+        frame.with_columns(
             propensity=pl.Series(propensity),
             explored=pl.Series(explored.explored & final),
         )
@@ -229,14 +275,11 @@ def decide(
             decided_at=pl.lit(at),
             send_at=send_at(at, policy.send_lead_hours),
             reason=reason(),
-        )
-        .with_columns(
             decision_id=pl.concat_str(
                 pl.lit(run_id), pl.col("member_id"), pl.col("offer_id"), separator="-"
-            )
+            ),
+            track=_track_label(),
         )
-        .with_columns(track=_track_label())
         .select(DECISION_COLUMNS)
-        .collect()
     )
     return Decisions(out, allocation, campaigns, frame.height)

@@ -25,7 +25,14 @@ import polars as pl
 
 from nbo.decisioning.policy import Policy
 
-__all__ = ["CANDIDATE_COLUMNS", "MEMBER_COLUMNS", "ContactHistory", "plan", "prepare"]
+__all__ = [
+    "CANDIDATE_COLUMNS",
+    "MEMBER_COLUMNS",
+    "ContactHistory",
+    "plan_static",
+    "prepare",
+    "with_contacts",
+]
 
 CANDIDATE_COLUMNS: dict[str, pl.DataType] = {
     "member_id": pl.Int64(),
@@ -102,8 +109,8 @@ def _rules(policy: Policy, channel: str) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _contact_columns(
-    frame: pl.LazyFrame, contacts: ContactHistory | None, at: datetime, channel: str, p: Policy
-) -> pl.LazyFrame:
+    frame: pl.DataFrame, contacts: ContactHistory | None, at: datetime, channel: str, p: Policy
+) -> pl.DataFrame:
     """days_since_sent, ignored, redeemed_logged per pair; sent_in_period per member."""
     if contacts is None:
         return frame.with_columns(
@@ -112,7 +119,7 @@ def _contact_columns(
             redeemed_logged=pl.lit(False),
             sent_in_period=pl.lit(0, pl.Int64),
         )
-    sent = contacts.sent.lazy().filter(pl.col("decided_at") < at)
+    sent = contacts.sent.filter(pl.col("decided_at") < at)
     last_sent = sent.group_by("member_id", "offer_id").agg(
         days_since_sent=(pl.lit(at) - pl.col("decided_at").max()).dt.total_seconds() / 86_400.0
     )
@@ -124,7 +131,7 @@ def _contact_columns(
         .group_by("member_id")
         .agg(sent_in_period=pl.len().cast(pl.Int64))
     )
-    events = contacts.offer_events.lazy().select(
+    events = contacts.offer_events.select(
         "member_id",
         "offer_id",
         pl.col("ignored").cast(pl.Int64),
@@ -142,9 +149,9 @@ def _contact_columns(
     )
 
 
-def _eligible(policy: Policy, at: datetime, channel: str) -> pl.Expr:
+def _static_rules(policy: Policy, at: datetime) -> pl.Expr:
+    """Rules that need no interaction history."""
     day = at.date()
-    contact = policy.contact
     rules = [
         pl.col("start_date") <= day,
         pl.col("end_date") >= day,
@@ -152,19 +159,26 @@ def _eligible(policy: Policy, at: datetime, channel: str) -> pl.Expr:
         pl.col("c_channel_ok"),
         ~pl.col("member_id").is_in(policy.excluded_members),
         ~pl.col("offer_id").is_in(policy.excluded_offers),
-        ~pl.col("redeemed_before") & ~pl.col("redeemed_logged"),
-        pl.col("days_since_sent").is_null() | (pl.col("days_since_sent") >= contact.cooldown_days),
+        ~pl.col("redeemed_before"),
         pl.col("p_redeem").is_finite() & (pl.col("p_redeem") > 0),
-        pl.col("capacity") > 0,
         pl.col("track_ok"),
+    ]
+    days = policy.contact.skip_recent_purchase_days
+    if days > 0:
+        rules.append(pl.col("days_since_bought").is_null() | (pl.col("days_since_bought") >= days))
+    return pl.all_horizontal(rules)
+
+
+def _contact_rules(policy: Policy) -> pl.Expr:
+    """Rules read from the interaction history (frequency caps, cooldown, suppression)."""
+    contact = policy.contact
+    rules = [
+        ~pl.col("redeemed_logged"),
+        pl.col("days_since_sent").is_null() | (pl.col("days_since_sent") >= contact.cooldown_days),
+        pl.col("capacity") > 0,
     ]
     if contact.suppress_after_ignored is not None:
         rules.append(pl.col("ignored") < contact.suppress_after_ignored)
-    if contact.skip_recent_purchase_days > 0:
-        rules.append(
-            pl.col("days_since_bought").is_null()
-            | (pl.col("days_since_bought") >= contact.skip_recent_purchase_days)
-        )
     return pl.all_horizontal(rules)
 
 
@@ -200,26 +214,29 @@ def prepare(
     channel: str,
 ) -> pl.DataFrame:
     """The eligible rows with priority, expected value/cost, track, capacity and cost cap."""
-    return plan(candidates, members, contacts, policy, at=at, channel=channel).collect()
+    static = plan_static(candidates, members, policy, at=at, channel=channel).collect()
+    return with_contacts(static, contacts, policy, at=at, channel=channel)
 
 
-def plan(
+def plan_static(
     candidates: pl.DataFrame,
     members: pl.DataFrame,
-    contacts: ContactHistory | None,
     policy: Policy,
     *,
     at: datetime,
     channel: str,
 ) -> pl.LazyFrame:
-    """:func:`prepare` as a lazy query (the engine adds to it before one collect)."""
+    """Rows that pass every rule needing no interaction history, with their economics.
+
+    Valid for one day and channel: an online service computes it once per day (and model)
+    and applies :func:`with_contacts` per request.
+    """
     policy.check_channel(channel)
     pairs = _check(candidates, CANDIDATE_COLUMNS, "candidates")
     people = _check(members, MEMBER_COLUMNS, "members")
     campaign_rules, offer_rules = _rules(policy, channel)
     economics = policy.economics
     contact_cost = economics.contact_cost.get(channel, 0.0)
-    channel_cap = policy.contact.max_offers.get(channel)
     track, multiplier, track_ok = _track(policy)
     cost_cap = (
         pl.max_horizontal(
@@ -241,13 +258,6 @@ def plan(
         .join(campaign_rules.lazy(), on="campaign_id", how="left")
         .join(offer_rules.lazy(), on="offer_id", how="left")
     )
-    frame = _contact_columns(frame, contacts, at, channel, policy)
-    slots = pl.lit(policy.slots, pl.Int64)
-    capacity = (
-        pl.min_horizontal(slots, pl.lit(channel_cap, pl.Int64) - pl.col("sent_in_period"))
-        if channel_cap is not None
-        else slots
-    )
     weight = pl.col("c_weight").fill_null(1.0) * pl.col("o_weight").fill_null(1.0)
     boost = pl.col("c_boost").fill_null(0.0) + pl.col("o_boost").fill_null(0.0)
     p = pl.col("p_redeem")
@@ -256,7 +266,6 @@ def plan(
         track.alias("track"),
         multiplier.alias("multiplier"),
         track_ok.alias("track_ok"),
-        capacity.clip(lower_bound=0).alias("capacity"),
         cost_cap.alias("cost_cap"),
         (p * pl.col("cost") + contact_cost).alias("expected_cost"),
         weight.alias("weight"),
@@ -266,6 +275,32 @@ def plan(
         (pl.col("weight") * pl.col("multiplier") * p * pl.col("value")
          - pl.col("expected_cost") + pl.col("boost")).alias("priority"),
     )  # fmt: skip
-    return frame.filter(_eligible(policy, at, channel)).drop(
+    return frame.filter(_static_rules(policy, at)).drop(
         "c_weight", "o_weight", "c_boost", "o_boost", "c_channel_ok", "track_ok"
+    )
+
+
+def with_contacts(
+    static: pl.DataFrame,
+    contacts: ContactHistory | None,
+    policy: Policy,
+    *,
+    at: datetime,
+    channel: str,
+) -> pl.DataFrame:
+    """Apply the contact policy to :func:`plan_static` rows; adds each member's capacity.
+
+    Eager on purpose: for one member's few dozen rows (an API call) a handful of eager
+    operations cost a fraction of a lazy query's fixed planning cost.
+    """
+    channel_cap = policy.contact.max_offers.get(channel)
+    slots = pl.lit(policy.slots, pl.Int64)
+    capacity = (
+        pl.min_horizontal(slots, pl.lit(channel_cap, pl.Int64) - pl.col("sent_in_period"))
+        if channel_cap is not None
+        else slots
+    )
+    frame = _contact_columns(static, contacts, at, channel, policy)
+    return frame.with_columns(capacity.clip(lower_bound=0).alias("capacity")).filter(
+        _contact_rules(policy)
     )
