@@ -15,11 +15,11 @@ from pathlib import Path, PurePath
 from typing import Any, Literal
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nbo.data.contract import TABLES, Column, TableSpec
 from nbo.errors import MappingError
+from nbo.yamlfile import read_yaml
 
 __all__ = ["CsvOptions", "Mapping", "TableMapping", "load_mapping", "parse_values"]
 
@@ -168,17 +168,7 @@ def parse_values(
 def load_mapping(path: str | os.PathLike[str]) -> Mapping:
     """Read and check a mapping YAML; any problem is a :class:`MappingError` naming the key."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MappingError(f"{path}: no such mapping file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError(f"{path}: cannot read the mapping ({exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise MappingError(f"{path}: not valid YAML: {where}{problem}") from None
+    data = read_yaml(path, MappingError, "mapping file")
     if not isinstance(data, dict):
         raise MappingError(f"{path}: expected a mapping with a 'tables:' key at the top level")
     try:

@@ -12,11 +12,11 @@ import math
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from nbo.errors import PolicyError
+from nbo.yamlfile import read_yaml
 
 __all__ = [
     "Budget",
@@ -223,14 +223,7 @@ def load_policy(path: str | Path | None) -> Policy:
     if path is None:
         return Policy()
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"{path}: policy file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path}: cannot read the policy file ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML ({exc})") from None
+    raw = read_yaml(path, PolicyError, "policy file")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
