@@ -1,9 +1,10 @@
-"""Shared fixtures: a tiny, hand-made club that meets the contract."""
+"""Shared fixtures: a tiny, hand-made club that meets the contract; a scratch PostgreSQL db."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -106,3 +107,36 @@ def synth_club(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "club"
     generate_club(root, members=300, products=150, weeks=20, seed=7, workers=1)
     return root
+
+
+# the server the PostgreSQL tests use: a maintenance database on it, reached as its superuser
+POSTGRES_ADMIN_URL = os.environ.get(
+    "NBO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database for one test, dropped afterwards.
+
+    Without a server the test is skipped, except in CI (``CI=true``), where it fails.
+    """
+    import psycopg
+    from sqlalchemy import make_url
+
+    admin = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql")
+    conninfo = admin.render_as_string(hide_password=False)
+    try:
+        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL not reachable at {admin!r}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"nbo_test_{uuid.uuid4().hex[:12]}"
+    with connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield admin.set(database=name).render_as_string(hide_password=False)
+        finally:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

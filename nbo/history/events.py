@@ -1,0 +1,120 @@
+"""Interaction events: validation with row-level messages and an idempotent insert."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from nbo.errors import EventError
+from nbo.history.engine import to_naive_utc
+from nbo.history.schema import EVENT_TYPES
+from nbo.history.schema import events as events_table
+
+__all__ = ["EventReceipt", "conform_events", "insert_events"]
+
+_TEXT = ("event_id", "offer_id")
+_OPTIONAL_TEXT = ("decision_id", "channel")
+
+
+@dataclass(frozen=True)
+class EventReceipt:
+    """What recording a batch of events did: rows new to the store, and rows already there."""
+
+    inserted: int
+    duplicates: int
+
+
+def _fail(index: int, field: str, problem: str) -> EventError:
+    return EventError(f"event {index}: {field!r} {problem}", index=index, field=field)
+
+
+def _conform_one(index: int, event: Mapping[str, Any], received_at: datetime) -> dict[str, Any]:
+    for field in _TEXT:
+        value = event.get(field)
+        if not isinstance(value, str) or not value:
+            raise _fail(index, field, f"must be a non-empty string, got {value!r}")
+    if len(event["event_id"]) > 64:
+        raise _fail(index, "event_id", "is longer than 64 characters")
+    event_type = event.get("event_type")
+    if event_type not in EVENT_TYPES:
+        raise _fail(
+            index, "event_type", f"is {event_type!r}; expected one of {', '.join(EVENT_TYPES)}"
+        )
+    raw_member_id: Any = event.get("member_id")
+    try:
+        if isinstance(raw_member_id, bool):
+            raise TypeError
+        member_id = operator.index(raw_member_id)  # numpy integers too, not floats
+    except TypeError:
+        raise _fail(index, "member_id", f"must be an integer, got {raw_member_id!r}") from None
+    for field in _OPTIONAL_TEXT:
+        value = event.get(field)
+        if value is not None and not isinstance(value, str):
+            raise _fail(index, field, f"must be a string or missing, got {value!r}")
+    ts = event.get("ts")
+    if not isinstance(ts, datetime):
+        raise _fail(index, "ts", f"must be a datetime, got {ts!r}")
+    return {
+        "event_id": event["event_id"],
+        "event_type": event_type,
+        "member_id": member_id,
+        "offer_id": event["offer_id"],
+        "decision_id": event.get("decision_id"),
+        "channel": event.get("channel"),
+        "ts": to_naive_utc(ts),
+        "received_at": received_at,
+    }
+
+
+def conform_events(
+    events: Sequence[Mapping[str, Any]] | pl.DataFrame, received_at: datetime
+) -> list[dict[str, Any]]:
+    """Events as rows of the ``events`` table, stamped ``received_at``; extra fields are dropped.
+
+    Raises EventError naming the first bad event (its index in ``events``) and field.
+    """
+    rows = events.to_dicts() if isinstance(events, pl.DataFrame) else events
+    return [_conform_one(index, event, received_at) for index, event in enumerate(rows)]
+
+
+def _sqlite_insert() -> Any:
+    return (
+        sqlite.insert(events_table)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(events_table.c.event_id)
+    )
+
+
+def _postgres_insert() -> Any:
+    # one statement whatever the batch size: each column travels as one array and is unnested
+    # on the server (executemany would send, and psycopg re-parse, a statement per 1,000 rows)
+    columns = list(events_table.columns)
+    unnested = [func.unnest(bindparam(c.name, type_=postgresql.ARRAY(c.type))) for c in columns]
+    return (
+        postgresql.insert(events_table)
+        .from_select([c.name for c in columns], select(*unnested))
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(events_table.c.event_id)
+    )
+
+
+_SQLITE_INSERT = _sqlite_insert()
+_POSTGRES_INSERT = _postgres_insert()
+
+
+def insert_events(connection: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert conformed events in the open transaction, skipping known event_ids; returns new."""
+    if not rows:
+        return 0
+    # RETURNING lists only the rows written, which counts the new ones on every driver
+    if connection.dialect.name == "postgresql":
+        arrays = {c.name: [row[c.name] for row in rows] for c in events_table.columns}
+        return len(connection.execute(_POSTGRES_INSERT, arrays).all())
+    return len(connection.execute(_SQLITE_INSERT, rows).all())

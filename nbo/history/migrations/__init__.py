@@ -1,0 +1,1 @@
+"""Alembic migrations of the interaction history store (run with ``nbo.history.migrate``)."""

@@ -1,0 +1,132 @@
+"""Tables of the interaction history store: decisions made and events seen.
+
+Times are naive UTC (``DateTime`` without time zone) on every backend. The alembic migrations in
+``nbo/history/migrations`` create these tables; this module is what code and autogenerate read.
+``member_id`` is indexed as the leading column of the composite indexes (a second index on it
+alone would only slow the bulk inserts).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "DECISION_COLUMNS",
+    "DECISION_SCHEMA",
+    "EVENT_COLUMNS",
+    "EVENT_SCHEMA",
+    "EVENT_TYPES",
+    "REQUIRED_DECISION_COLUMNS",
+    "decisions",
+    "events",
+    "metadata",
+]
+
+EVENT_TYPES = ("exposure", "click", "redemption", "dismissal")
+"""The kinds of interaction event a member can have with an offer."""
+
+# stable constraint and index names, so later migrations can refer to them on every backend
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("member_id", BigInteger, nullable=False),
+    Column("offer_id", String, nullable=False),
+    Column("campaign_id", String, nullable=True),
+    Column("channel", String, nullable=False),
+    Column("decided_at", DateTime, nullable=False),
+    Column("send_at", DateTime, nullable=True),
+    Column("rank", Integer, nullable=False),
+    Column("p_redeem", Float, nullable=False),
+    Column("expected_value", Float, nullable=False),
+    Column("expected_cost", Float, nullable=True),
+    Column("propensity", Float, nullable=False),
+    Column("explored", Boolean, nullable=False),
+    Column("track", String, nullable=True),
+    Column("arm", String, nullable=True),
+    Column("model_version", String, nullable=False),
+    Column("reason", Text, nullable=True),
+    Index(None, "member_id", "decided_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("event_type", String, nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("offer_id", String, nullable=False),
+    Column("decision_id", String, nullable=True),
+    Column("channel", String, nullable=True),
+    Column("ts", DateTime, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    CheckConstraint(
+        "event_type IN ({})".format(", ".join(f"'{t}'" for t in EVENT_TYPES)),
+        name="event_type",
+    ),
+    Index(None, "member_id", "offer_id", "ts"),
+)
+
+DECISION_SCHEMA = pl.Schema(
+    {
+        "decision_id": pl.String(),
+        "member_id": pl.Int64(),
+        "offer_id": pl.String(),
+        "campaign_id": pl.String(),
+        "channel": pl.String(),
+        "decided_at": pl.Datetime("us"),
+        "send_at": pl.Datetime("us"),
+        "rank": pl.Int32(),
+        "p_redeem": pl.Float64(),
+        "expected_value": pl.Float64(),
+        "expected_cost": pl.Float64(),
+        "propensity": pl.Float64(),
+        "explored": pl.Boolean(),
+        "track": pl.String(),
+        "arm": pl.String(),
+        "model_version": pl.String(),
+        "reason": pl.String(),
+    }
+)
+"""Polars types of the ``decisions`` columns, in table order."""
+
+EVENT_SCHEMA = pl.Schema(
+    {
+        "event_id": pl.String(),
+        "event_type": pl.String(),
+        "member_id": pl.Int64(),
+        "offer_id": pl.String(),
+        "decision_id": pl.String(),
+        "channel": pl.String(),
+        "ts": pl.Datetime("us"),
+        "received_at": pl.Datetime("us"),
+    }
+)
+"""Polars types of the ``events`` columns, in table order."""
+
+DECISION_COLUMNS = tuple(DECISION_SCHEMA.names())
+EVENT_COLUMNS = tuple(EVENT_SCHEMA.names())
+REQUIRED_DECISION_COLUMNS = tuple(c.name for c in decisions.columns if not c.nullable)

@@ -1,0 +1,140 @@
+"""The interaction history store: decisions made and events seen, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Select, select
+
+from nbo.errors import HistoryError
+from nbo.history.contact import ContactState, read_contact_state
+from nbo.history.decisions import conform_decisions, insert_decisions
+from nbo.history.engine import make_engine, normalise_url, utc_now
+from nbo.history.events import EventReceipt, conform_events, insert_events
+from nbo.history.migrate import upgrade
+from nbo.history.schema import DECISION_SCHEMA, EVENT_SCHEMA, decisions, events
+from nbo.settings import get_settings
+
+__all__ = ["InteractionStore"]
+
+_BACKENDS = ("sqlite", "postgresql")
+
+
+class InteractionStore:
+    """Decisions and interaction events of club members, kept in a SQL database.
+
+    Every write is one transaction, committed before the method returns: a count returned is a
+    durable acknowledgement (SQLite runs with WAL and ``synchronous=FULL``).
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL; None takes ``NBO_DATABASE_URL`` (default ``sqlite:///./nbo.db``).
+        ``postgresql://...`` is run through psycopg 3.
+    migrate
+        Bring the schema up to date (``alembic upgrade head``) on opening.
+
+    >>> with InteractionStore("sqlite:///history.db") as store:  # doctest: +SKIP
+    ...     store.record_decisions(decided)
+    ...     state = store.contact_state(at=as_of, member_ids=[42])
+    """
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+        if url is None:
+            url = get_settings().database_url
+        self.url = normalise_url(url)
+        if self.url.get_backend_name() not in _BACKENDS:
+            raise HistoryError(
+                f"history store: {self.url.get_backend_name()!r} databases are not supported; "
+                "use a sqlite:/// or postgresql:// URL"
+            )
+        self.engine = make_engine(self.url)
+        # PostgreSQL reads need no transaction (under READ COMMITTED each statement has its own
+        # snapshot anyway): without one an online lookup saves the BEGIN and ROLLBACK trips.
+        # SQLite's driver opens none for a SELECT, and switching its mode would cost more.
+        self._reader = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.url.get_backend_name() == "postgresql"
+            else self.engine
+        )
+        if migrate:
+            try:
+                upgrade(self.engine)
+            except BaseException:
+                self.engine.dispose()
+                raise
+
+    def record_decisions(self, rows: pl.DataFrame) -> int:
+        """Store decisions (a frame with the ``decisions`` columns); returns how many were new.
+
+        Optional columns left out are stored as NULL and unknown columns are ignored. A
+        decision_id already stored (or repeated in ``rows``) is skipped, not an error.
+        """
+        frame = conform_decisions(rows)
+        with self.engine.begin() as connection:
+            return insert_decisions(connection, frame)
+
+    def record_events(self, events: Sequence[Mapping[str, Any]] | pl.DataFrame) -> EventReceipt:
+        """Store interaction events, idempotent on ``event_id``; stamps ``received_at`` (UTC).
+
+        Raises EventError naming the first bad event and field; then nothing is stored.
+        """
+        rows = conform_events(events, received_at=utc_now())
+        with self.engine.begin() as connection:
+            inserted = insert_events(connection, rows)
+        return EventReceipt(inserted=inserted, duplicates=len(rows) - inserted)
+
+    def contact_state(
+        self,
+        at: datetime,
+        member_ids: Sequence[int] | None = None,
+        lookback_days: int = 365,
+    ) -> ContactState:
+        """What was sent to and done by ``member_ids`` (all if None) strictly before ``at``."""
+        with self._reader.connect() as connection:
+            return read_contact_state(connection, at, member_ids, lookback_days)
+
+    def decisions_for(self, member_id: int) -> pl.DataFrame:
+        """Every decision made for one member, oldest first."""
+        query = (
+            select(decisions)
+            .where(decisions.c.member_id == member_id)
+            .order_by(decisions.c.decided_at, decisions.c.decision_id)
+        )
+        return self._read(query, DECISION_SCHEMA)
+
+    def events_for(self, member_id: int) -> pl.DataFrame:
+        """Every event of one member, oldest first."""
+        query = (
+            select(events)
+            .where(events.c.member_id == member_id)
+            .order_by(events.c.ts, events.c.event_id)
+        )
+        return self._read(query, EVENT_SCHEMA)
+
+    def _read(self, query: Select[Any], schema: pl.Schema) -> pl.DataFrame:
+        with self._reader.connect() as connection:
+            rows = connection.execute(query).all()
+        return pl.DataFrame(rows, schema=schema, orient="row")
+
+    def close(self) -> None:
+        """Close every pooled connection; the store is not to be used afterwards."""
+        self.engine.dispose()
+
+    def __enter__(self) -> InteractionStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"InteractionStore({self.url.render_as_string(hide_password=True)!r})"

@@ -1,0 +1,92 @@
+"""Property: contact_state's event summary equals a plain-Python recomputation."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete
+
+from nbo.history import EVENT_TYPES, InteractionStore
+from nbo.history.schema import events
+from tests.history.conftest import T0
+
+# few members, offers and distinct moments, so ties and repeats are common
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from([1, 2]),
+        st.sampled_from(["a", "b"]),
+        st.sampled_from(EVENT_TYPES),
+        st.integers(min_value=0, max_value=12),  # steps of 6 hours: three days
+    ),
+    max_size=30,
+)
+
+
+def expected_summary(
+    rows: list[tuple[int, str, str, int]], at: datetime, lookback_days: int
+) -> dict[tuple[int, str], dict[str, Any]]:
+    since = at - timedelta(days=lookback_days)
+    seen: dict[tuple[int, str], list[tuple[str, datetime]]] = defaultdict(list)
+    for member_id, offer_id, kind, step in rows:
+        ts = T0 + timedelta(hours=6 * step)
+        if since <= ts < at:
+            seen[member_id, offer_id].append((kind, ts))
+    summary = {}
+    for key, pair_events in seen.items():
+        exposed = [ts for kind, ts in pair_events if kind == "exposure"]
+        engaged = [ts for kind, ts in pair_events if kind in ("click", "redemption")]
+        last_engaged = max(engaged, default=None)
+        summary[key] = {
+            "exposures": len(exposed),
+            "ignored": sum(1 for ts in exposed if last_engaged is None or ts > last_engaged),
+            "redeemed": any(kind == "redemption" for kind, _ in pair_events),
+            "dismissed": sum(1 for kind, _ in pair_events if kind == "dismissal"),
+            "last_exposed_at": max(exposed, default=None),
+        }
+    return summary
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # the table is emptied per example
+)
+@given(
+    rows=EVENTS,
+    at_step=st.integers(min_value=0, max_value=13),
+    lookback_days=st.integers(min_value=0, max_value=3),
+)
+def test_summary_matches_python(
+    store: InteractionStore,
+    rows: list[tuple[int, str, str, int]],
+    at_step: int,
+    lookback_days: int,
+) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(delete(events))
+    store.record_events(
+        [
+            {
+                "event_id": f"e{i}",
+                "member_id": member_id,
+                "offer_id": offer_id,
+                "event_type": kind,
+                "ts": T0 + timedelta(hours=6 * step),
+            }
+            for i, (member_id, offer_id, kind, step) in enumerate(rows)
+        ]
+    )
+    at = T0 + timedelta(hours=6 * at_step)  # both window edges fall on event times
+    expected = expected_summary(rows, at, lookback_days)
+    for members in (None, [1, 2]):  # summarised by polars, then by the database
+        state = store.contact_state(at, members, lookback_days=lookback_days)
+        got = {
+            (row.pop("member_id"), row.pop("offer_id")): row
+            for row in state.offer_events.to_dicts()
+        }
+        assert got == expected
+        assert list(got) == sorted(got)
