@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from nbo.cli import models
+from nbo.cli import decide, models
 from nbo.cli.common import console, fails_cleanly
 from nbo.cli.data import data_app, describe_cmd, import_completejourney_cmd, validate_cmd
 
@@ -31,6 +31,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 models.register(app)
+decide.register(app)
 
 
 @app.command("demo")
@@ -42,7 +43,7 @@ def demo_cmd(
     as_of: Annotated[str, typer.Option(help="Train on data before this date.")] = DEMO_AS_OF,
 ) -> None:
     """The main job on the embedded default: import Complete Journey, validate, describe, train,
-    promote and evaluate."""
+    promote, evaluate and decide every member's offers."""
     if not (data_dir / "manifest.json").is_file():
         import_completejourney_cmd(data_dir, overwrite=False)
     else:
@@ -55,6 +56,9 @@ def demo_cmd(
     except typer.Exit:
         console.print("the new candidate did not pass the gate; the champion is unchanged")
     models.evaluate_cmd(data_dir, as_of, model=models.DEFAULT_MODEL)
+    decide.decide_cmd(
+        data_dir, as_of, Path("data/decisions.parquet"), model=models.DEFAULT_MODEL, examples=3
+    )
     console.print(
         "\nOpen the MLflow UI on the local store:\n"
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{Path.cwd() / 'mlflow.db'}",
