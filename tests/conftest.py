@@ -140,3 +140,31 @@ def postgres_url() -> Iterator[str]:
             yield admin.set(database=name).render_as_string(hide_password=False)
         finally:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def registry(synth_club: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local MLflow store with a bundle trained on ``synth_club`` as of 2024-04-01, promoted."""
+    import mlflow
+    from typer.testing import CliRunner
+
+    from nbo.cli import app
+
+    runner = CliRunner()
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        result = runner.invoke(app, ["train", "--data", str(synth_club), "--as-of", "2024-04-01"])
+        assert result.exit_code == 0, result.output
+        assert "registered nbo version 1 as candidate" in result.output
+        promoted = runner.invoke(app, ["promote"])
+        assert promoted.exit_code == 0, promoted.output
+        assert "champion is now version 1" in promoted.output
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def env(registry: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point MLflow at the ``registry`` store for one test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -13,26 +11,6 @@ from typer.testing import CliRunner
 from nbo.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def registry(synth_club: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        result = runner.invoke(app, ["train", "--data", str(synth_club), "--as-of", "2024-04-01"])
-        assert result.exit_code == 0, result.output
-        assert "registered nbo version 1 as candidate" in result.output
-        promoted = runner.invoke(app, ["promote"])
-        assert promoted.exit_code == 0, promoted.output
-        assert "champion is now version 1" in promoted.output
-    yield uri
-    mlflow.set_tracking_uri(None)
-
-
-@pytest.fixture
-def env(registry: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)
 
 
 def test_recommend(env: None, synth_club: Path, tmp_path: Path) -> None:
