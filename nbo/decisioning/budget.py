@@ -132,17 +132,29 @@ def _accept_within(
     candidates: NDArray[np.bool_],
     room: NDArray[np.float64],
 ) -> NDArray[np.bool_]:
-    """Of ``candidates``, those that fit the remaining ``room`` taken in score order."""
+    """Of ``candidates``, those that fit the remaining ``room``, taken in score order.
+
+    A row too big for what is left is skipped, not a stop: smaller rows after it still get in.
+    """
     index = np.flatnonzero(candidates)
-    order = index[np.argsort(-score[index], kind="stable")]
-    accept = np.ones(order.size, dtype=bool)
-    for c in np.unique(rows.campaign[order]):
-        mine = rows.campaign[order] == c
-        for k in range(3):
-            if np.isfinite(room[c, k]):
-                accept[mine] &= np.cumsum(use[order[mine], k]) <= room[c, k] + 1e-9
+    pending = index[np.argsort(-score[index], kind="stable")]
+    room = room.copy()
     out = np.zeros(len(rows), dtype=bool)
-    out[order[accept]] = True
+    while pending.size:
+        pending = pending[(use[pending] <= room[rows.campaign[pending]] + 1e-9).all(axis=1)]
+        if not pending.size:
+            break
+        accept = np.ones(pending.size, dtype=bool)
+        campaign = rows.campaign[pending]
+        for c in np.unique(campaign):
+            mine = campaign == c
+            for k in np.flatnonzero(np.isfinite(room[c])):
+                accept[mine] &= np.cumsum(use[pending[mine], k]) <= room[c, k] + 1e-9
+        taken = pending[accept]  # the first fitting row of every campaign is always taken
+        out[taken] = True
+        for k in range(3):
+            room[:, k] -= np.bincount(rows.campaign[taken], use[taken, k], room.shape[0])
+        pending = pending[~accept]
     return out
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from nbo.decisioning.budget import Allocation, Budgets, allocate
-from nbo.decisioning.explore import Exploration, explore, matching_odds
+from nbo.decisioning.explore import explore, matching_odds
 from nbo.decisioning.policy import Policy
 from nbo.decisioning.prepare import ContactHistory, plan_static, with_contacts
 from nbo.decisioning.present import reason, send_at
@@ -111,26 +111,6 @@ def exploration_odds(
 def _track_label() -> pl.Expr:
     explored = pl.col("explored")
     return pl.when(explored).then(pl.lit("explore")).otherwise(pl.col("track"))
-
-
-def _within_budgets(
-    rows: Rows, use: np.ndarray, budgets: Budgets, explored: Exploration, last: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Undo explored swaps into campaigns that the swaps pushed over a budget."""
-    final = explored.chosen.copy()
-    propensity = explored.propensity.copy()
-    n_campaigns = budgets.limits.shape[0]
-    usage = np.column_stack(
-        [np.bincount(rows.campaign[final], use[final, k], n_campaigns) for k in range(3)]
-    )
-    over: np.ndarray = np.asarray((usage > budgets.limits + 1e-9).any(axis=1))
-    undo = explored.explored & final & over[rows.campaign]
-    if undo.any():
-        final[undo] = False
-        restore = last & np.isin(rows.member, rows.member[undo])
-        final[restore] = True
-        propensity[restore] = explored.kept_last[restore]
-    return final, propensity
 
 
 def decide(
@@ -245,22 +225,26 @@ def _decide(
     in_campaign = np.bincount(
         rows.member_campaign[kept], minlength=int(rows.member_campaign.max(initial=0)) + 1
     )
-    room = budgets.limits - allocation.usage
+    # exploration draws only from campaigns without a budget (so budgets hold exactly and the
+    # recorded propensities stay exact) and within the member's expected-cost cap
+    budgeted = np.isfinite(budgets.limits).any(axis=1)
+    cost_used = np.bincount(rows.member[kept], rows.cost[kept], minlength=n_members)
     allowed = (
         ~chosen
         & (in_category[rows.category] < rules.max_per_category)
         & (in_campaign[rows.member_campaign] < rules.max_per_campaign)
-        & (room[rows.campaign] >= use).all(axis=1)
+        & ~budgeted[rows.campaign]
+        & (rows.cost <= rules.cost_cap[rows.member] - cost_used[rows.member] + 1e-12)
         & (capacity[rows.member] > 0)
     )
-    if share > 0 and frame.height and odds is None:
+    if share > 0 and odds is None:
         table = exploration_odds(frame, offer_stats or OfferStats.empty(), policy)
         frame = frame.join(table, on="offer_id", how="left", maintain_order="left")
     row_odds = frame["odds"].fill_null(0.0).to_numpy() if share > 0 else np.zeros(frame.height)
     explored = explore(
         rows.member, row_odds, chosen, last, allowed, share=share, n_members=n_members, rng=rng
     )
-    final, propensity = _within_budgets(rows, use, budgets, explored, last)
+    final, propensity = explored.chosen, explored.propensity
     out = (
         frame.with_columns(
             propensity=pl.Series(propensity),

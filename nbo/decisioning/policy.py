@@ -178,10 +178,12 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _channels_known(self) -> Policy:
         known = set(self.channels)
-        where: dict[str, dict[str, int] | dict[str, float]] = {
-            "contact.max_offers": self.contact.max_offers,
-            "economics.contact_cost": self.economics.contact_cost,
-        }
+        # only what the file sets is checked: the defaults name channels a club may not use
+        where: dict[str, dict[str, int] | dict[str, float]] = {}
+        if "max_offers" in self.contact.model_fields_set:
+            where["contact.max_offers"] = self.contact.max_offers
+        if "contact_cost" in self.economics.model_fields_set:
+            where["economics.contact_cost"] = self.economics.contact_cost
         for field, mapping in where.items():
             unknown = sorted(set(mapping) - known)
             if unknown:
