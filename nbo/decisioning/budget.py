@@ -148,7 +148,7 @@ def _accept_within(
         campaign = rows.campaign[pending]
         for c in np.unique(campaign):
             mine = campaign == c
-            for k in np.flatnonzero(np.isfinite(room[c])):
+            for k in np.flatnonzero(np.isfinite(room[c])).tolist():
                 accept[mine] &= np.cumsum(use[pending[mine], k]) <= room[c, k] + 1e-9
         taken = pending[accept]  # the first fitting row of every campaign is always taken
         out[taken] = True

@@ -227,7 +227,7 @@ def _decide(
     )
     # exploration draws only from campaigns without a budget (so budgets hold exactly and the
     # recorded propensities stay exact) and within the member's expected-cost cap
-    budgeted = np.isfinite(budgets.limits).any(axis=1)
+    budgeted: np.ndarray = np.asarray(np.isfinite(budgets.limits).any(axis=1))
     cost_used = np.bincount(rows.member[kept], rows.cost[kept], minlength=n_members)
     allowed = (
         ~chosen
