@@ -1,51 +1,48 @@
 """Visit timing: how many times, on which days and at what hour a member will shop next.
 
 A *visit* is one basket (receipt); see :mod:`nbo.features.visits`. :class:`VisitTiming` learns
-from the past only: training examples are the members of ``History.at(club, c)`` at cutoffs
-``c = as_of - k * horizon_days`` (``k = 1..n_windows``), with point-in-time visit features at
-``c`` and the number of visits in ``[c, c + horizon_days)`` as the label, all before ``as_of``.
+from the past only: its examples are the members known at cutoffs ``as_of - horizon_days -
+k * window_step_days``, with point-in-time features there and their visits over the next
+``horizon_days`` as the label, so every label ends by ``as_of``
+(:mod:`nbo.models.visit_windows`).
 
-The count model is a Poisson gradient-boosted regression with an offset: it learns a multiplier
-on a shrunk recent rate (last 91 days, pulled toward the club rate), so it stays sensible on a
-handful of members and learns recency, regularity and trend effects on a large club. The most
-recent window is held out once to pick the number of boosting rounds, to measure the
-over-dispersion of counts (a negative binomial ``alpha_``) and to calibrate the day-level visit
-probabilities (isotonic); the model is then refitted on every window.
+Two count models learn from them (:mod:`nbo.models.visit_counts`): a Poisson mean on windows
+that do not overlap (``expected_visits``, and through the member's weekday profile the
+day-level ``p_visit``, :mod:`nbo.models.visit_days`) and a median trained with absolute error
+on every window (``likely_visits``). The most recent window is held out once, against models
+of the windows whose labels end before it starts, to pick each model's number of boosting
+rounds, to measure the over-dispersion of counts (a negative binomial ``alpha_``) and to
+calibrate the day-level visit probabilities (isotonic); both models are then refitted on every
+window.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
-from scipy.stats import nbinom, poisson
-from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
 from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import mean_poisson_deviance
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from nbo.features.history import History
 from nbo.features.visits import (
-    BASE_RATE_COLUMNS,
-    FEATURE_COLUMNS,
-    WEEKDAY_COLUMNS,
     history_visits,
     preferred_hours,
     visit_features,
-    visits_between,
     with_base_rate,
 )
+from nbo.models.visit_counts import CountModels, nb_median, never_visited_mean
+from nbo.models.visit_days import day_rates, median_days, visited_days, weekday_shares
+from nbo.models.visit_windows import window_cutoffs, window_examples
 
 __all__ = ["P_VISIT_DAYS", "VisitTiming"]
 
 P_VISIT_DAYS = 14
 """Days covered by ``p_visit``; day 0 is the ``as_of`` day itself."""
 
-_MAX_NEXT_VISIT_DAYS = 365
 _MIN_CALIBRATION_ROWS = 1_000  # member-days; fewer and p_visit stays 1 - exp(-rate)
 _OUTPUT = (
     "member_id", "expected_visits", "likely_visits", "p_visit", "next_visit_date",
@@ -61,15 +58,16 @@ class VisitTiming:
     ----------
     horizon_days
         Length of the window whose visits are predicted, and of the training windows.
-    n_windows
-        Number of earlier cutoffs the training examples come from.
+    n_windows, window_step_days
+        Number of earlier cutoffs the training examples come from, and the days between them.
     max_train_members
         Members sampled (with ``random_state``) for training on a big club; all if fewer.
+        Every cutoff contributes a row per sampled member known then.
     min_visits
         Members with fewer visits before ``as_of`` are ``cold_start``: they get the club's
-        weekday, hour, day profile and usual gap. Their counts still come from the count model
-        (trained on such members too, it is their segment average given recency and tenure);
-        members who never visited get the training average of never-visited members.
+        weekday, hour, day profile and usual gap. Their counts still come from the count models
+        (trained on such members too, it is their segment's given recency and tenure); the mean
+        of members who never visited is the training average of never-visited members.
     lapse_gap_multiple, lapse_min_days
         ``lapsing``: days since the last visit exceed both ``lapse_gap_multiple`` times the
         member's usual (median) gap between visit days over the last year and
@@ -78,7 +76,8 @@ class VisitTiming:
     profile_prior
         Pseudo-visits of the club weekday profile mixed into each member's.
     max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization
-        Gradient boosting settings; the rounds used are chosen on the held-out window.
+        Gradient boosting settings of both count models; the rounds used are chosen on the
+        held-out window.
     n_threads
         OpenMP threads of the boosting (None: all cores). 1 is much faster on a busy machine.
     random_state
@@ -89,14 +88,15 @@ class VisitTiming:
         self,
         *,
         horizon_days: int = 28,
-        n_windows: int = 6,
-        max_train_members: int = 100_000,
+        n_windows: int = 26,
+        window_step_days: int = 7,
+        max_train_members: int = 25_000,
         min_visits: int = 3,
         lapse_gap_multiple: float = 3.0,
         lapse_min_days: int = 21,
         profile_prior: float = 2.0,
         max_iter: int = 300,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.1,
         max_leaf_nodes: int = 15,
         min_samples_leaf: int = 40,
         l2_regularization: float = 1.0,
@@ -105,6 +105,7 @@ class VisitTiming:
     ) -> None:
         self.horizon_days = horizon_days
         self.n_windows = n_windows
+        self.window_step_days = window_step_days
         self.max_train_members = max_train_members
         self.min_visits = min_visits
         self.lapse_gap_multiple = lapse_gap_multiple
@@ -120,8 +121,12 @@ class VisitTiming:
 
     def fit(self, history: History) -> VisitTiming:
         """Learn from visits before ``history.as_of`` at ``n_windows`` earlier cutoffs."""
-        if min(self.horizon_days, self.n_windows, self.max_train_members, self.min_visits) < 1:
-            raise ValueError("horizon_days, n_windows, max_train_members, min_visits must be >= 1")
+        settings = (self.horizon_days, self.n_windows, self.window_step_days)
+        if min(*settings, self.max_train_members, self.min_visits) < 1:
+            raise ValueError(
+                "horizon_days, n_windows, window_step_days, max_train_members, min_visits "
+                "must be >= 1"
+            )
         if self.lapse_gap_multiple <= 0 or self.profile_prior < 0 or self.max_iter < 1:
             raise ValueError("lapse_gap_multiple must be > 0, profile_prior >= 0, max_iter >= 1")
         with threadpool_limits(self.n_threads, user_api="openmp"):
@@ -137,85 +142,52 @@ class VisitTiming:
             sample.lazy(), on="member_id", how="semi"
         )
         visits = visits.collect().lazy()
-        days = [timedelta(days=self.horizon_days * k) for k in range(1, self.n_windows + 1)]
-        self.cutoffs_ = [history.as_of_date - d for d in days]
-        train = (
-            pl.concat(
-                self._examples(History.at(history.club, cutoff), visits, sample).with_columns(
-                    pl.lit(k).alias("window")
-                )
-                for k, cutoff in enumerate(self.cutoffs_, start=1)
-            )
-            .collect()
-            .sort("window", "member_id")
+        self.cutoffs_ = window_cutoffs(
+            history.as_of_date,
+            visits.select(pl.col("day").min()).collect().item(),
+            horizon_days=self.horizon_days,
+            step_days=self.window_step_days,
+            n_windows=self.n_windows,
         )
-        if train["visits"].sum() == 0:
+        train = window_examples(history, visits, sample, self.cutoffs_, self.horizon_days)
+        # the mean model's windows do not overlap: every ceil(horizon / step)-th cutoff
+        spaced = pl.col("cutoff").is_in(
+            self.cutoffs_[:: -(-self.horizon_days // self.window_step_days)]
+        )
+        if train.height == 0 or train.filter(spaced)["visits"].sum() == 0:
+            since = f"between {self.cutoffs_[-1]} and" if self.cutoffs_ else "before"
             raise ValueError(
-                f"no visits between {self.cutoffs_[-1]} and {history.as_of_date}: nothing to "
-                "learn visit timing from (a later as_of, or fewer/shorter windows?)"
+                f"no visits {since} {history.as_of_date}: nothing to learn visit timing from "
+                "(a later as_of, or fewer/shorter windows?)"
             )
         self.n_train_examples_ = train.height
-        self.never_visited_visits_ = _never_visited_mean(train, self.min_visits)
-        self.n_iter_, self.alpha_ = self.max_iter, 0.0
+        self.never_visited_visits_ = never_visited_mean(train, self.min_visits)
+        boosting = {
+            "max_iter": self.max_iter,
+            "learning_rate": self.learning_rate,
+            "max_leaf_nodes": self.max_leaf_nodes,
+            "min_samples_leaf": self.min_samples_leaf,
+            "l2_regularization": self.l2_regularization,
+        }
+        held_out = train.filter(pl.col("cutoff") == self.cutoffs_[0])
+        # their labels end before the held-out window starts
+        earlier = pl.col("cutoff") <= self.cutoffs_[0] - timedelta(days=self.horizon_days)
+        self.counts_ = CountModels(boosting).fit(train.filter(spaced), train, held_out, earlier)
+        self.n_iter_, self.n_iter_median_ = self.counts_.n_iter_mean_, self.counts_.n_iter_median_
+        self.alpha_ = self.counts_.alpha_
         self.calibrator_: IsotonicRegression | None = None
-        held_out, earlier = train.filter(pl.col("window") == 1), train.filter(pl.col("window") > 1)
-        if held_out.height and earlier["visits"].sum() > 0:
-            self._validate(earlier, held_out, visits)
-        x, y, base = _design(train)
-        self.regressor_ = self._regressor(self.n_iter_).fit(x, y / base, sample_weight=base)
+        if self.counts_.held_out_mean_ is not None:
+            self._calibrate(held_out, self.counts_.held_out_mean_, visits)
         return self
 
-    def _examples(
-        self, history: History, visits: pl.LazyFrame, sample: pl.DataFrame
-    ) -> pl.LazyFrame:
-        """Features of ``history``'s sampled members and their visits in the next horizon."""
-        cutoff, h = history.as_of_date, self.horizon_days
-        members = history.members.join(sample.lazy(), on="member_id", how="semi")
-        return (
-            with_base_rate(visit_features(visits, members, cutoff), h)
-            .join(visits_between(visits, cutoff, h), on="member_id", how="left")
-            .with_columns(pl.col("visits").fill_null(0))
-        )
-
-    def _regressor(self, max_iter: int) -> HistGradientBoostingRegressor:
-        return HistGradientBoostingRegressor(
-            loss="poisson",
-            max_iter=max_iter,
-            learning_rate=self.learning_rate,
-            max_leaf_nodes=self.max_leaf_nodes,
-            min_samples_leaf=self.min_samples_leaf,
-            l2_regularization=self.l2_regularization,
-            early_stopping=False,
-        )
-
-    def _validate(
-        self, earlier: pl.DataFrame, held_out: pl.DataFrame, visits: pl.LazyFrame
-    ) -> None:
-        """Rounds, over-dispersion and day calibration on the most recent window, held out."""
-        x, y, base = _design(earlier)
-        model = self._regressor(self.max_iter).fit(x, y / base, sample_weight=base)
-        xv, yv, base_v = _design(held_out)
-        best, mu = math.inf, base_v
-        for rounds, ratio in enumerate(model.staged_predict(xv), start=1):
-            deviance = mean_poisson_deviance(yv, base_v * ratio)
-            if deviance < best:
-                best, self.n_iter_, mu = deviance, rounds, base_v * ratio
-        self.alpha_ = max(0.0, float(np.mean((yv - mu) ** 2 - mu) / np.mean(mu**2)))
-        cold, mu = self._cold(held_out), self._mean(held_out, mu)
+    def _calibrate(self, held_out: pl.DataFrame, mu: np.ndarray, visits: pl.LazyFrame) -> None:
+        """Day-level visit probabilities against the first days of the held-out window."""
         start, days = self.cutoffs_[0], min(P_VISIT_DAYS, self.horizon_days)  # before as_of
-        rates = self._day_rates(held_out, mu, start, days, cold)
-        visited = (
-            held_out.select("member_id")
-            .with_row_index("row")
-            .lazy()
-            .join(visits.filter(pl.col("day") >= start), on="member_id")
-            .select("row", (pl.col("day") - pl.lit(start)).dt.total_days().alias("d"))
-            .filter(pl.col("d") < days)
-            .collect()
+        rates = self._day_rates(
+            held_out, self._mean(held_out, mu), self._cold(held_out), start, days
         )
-        truth = np.zeros_like(rates)
-        truth[visited["row"].to_numpy(), visited["d"].to_numpy()] = 1.0
         if rates.size >= _MIN_CALIBRATION_ROWS:
+            truth = visited_days(held_out, visits, start, days)
             self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
             self.calibrator_.fit(rates.ravel(), truth.ravel())
 
@@ -223,14 +195,15 @@ class VisitTiming:
         """Visit timing of every member of ``history.members``, from visits before ``as_of``.
 
         ``expected_visits`` is the mean number of visits (baskets) in ``[as_of, as_of +
-        horizon_days)``, scaled linearly from the trained horizon; ``likely_visits`` its median
-        under the fitted negative binomial (the point forecast with the least absolute error).
+        horizon_days)``, scaled linearly from the trained horizon; ``likely_visits`` their
+        median (the point forecast with the least absolute error): the median model's over the
+        trained horizon, else the median of a negative binomial with that mean and ``alpha_``.
         ``p_visit[d]`` is P(a visit on day ``as_of + d``) from the member's rate and weekday
         profile. ``next_visit_date`` is the median day of the next visit: the first day by
         which a visit is more likely than not (past the ``p_visit`` days extrapolated at the
         member's average daily probability, capped at a year).
         """
-        if not hasattr(self, "regressor_"):
+        if not hasattr(self, "counts_"):
             raise NotFittedError("VisitTiming is not fitted yet; call fit(history) first")
         h = self.horizon_days if horizon_days is None else horizon_days
         if h < 1:
@@ -251,13 +224,15 @@ class VisitTiming:
             ]
         )
         features = features.sort("member_id")
-        x, _, base = _design(features)
         cold = self._cold(features)
-        mean_h = self._mean(
-            features, base * self.regressor_.predict(x) if features.height else base
-        )
-        p_visit = self._probabilities(self._day_rates(features, mean_h, as_of, P_VISIT_DAYS, cold))
+        mean_h = self._mean(features, self.counts_.mean(features))
+        p_visit = self._probabilities(self._day_rates(features, mean_h, cold, as_of, P_VISIT_DAYS))
         expected = mean_h * h / self.horizon_days
+        if h == self.horizon_days:
+            likely = self.counts_.median(features)
+        else:
+            likely = nb_median(expected, self.alpha_)
+        shares = weekday_shares(features, cold, self.profile_prior)
         gap = features["gap_median"].fill_null(np.nan).to_numpy()
         own_gap = ~cold & ~np.isnan(gap)
         club_gap = float(np.median(gap[own_gap])) if own_gap.any() else 7.0
@@ -270,12 +245,10 @@ class VisitTiming:
             features.select("member_id", "days_since_last_visit")
             .with_columns(
                 pl.Series("expected_visits", expected, dtype=pl.Float64),
-                pl.Series("likely_visits", self._median(expected), dtype=pl.Int32),
+                pl.Series("likely_visits", likely, dtype=pl.Int32),
                 pl.Series("p_visit", p_visit).cast(pl.List(pl.Float64)),
-                pl.Series("_days", _median_days(p_visit), dtype=pl.Int32),
-                pl.Series(
-                    "preferred_weekday", self._shares(features, cold).argmax(axis=1), dtype=pl.Int8
-                ),
+                pl.Series("_days", median_days(p_visit), dtype=pl.Int32),
+                pl.Series("preferred_weekday", shares.argmax(axis=1), dtype=pl.Int8),
                 pl.Series("usual_gap_days", np.where(np.isnan(gap) | cold, club_gap, gap)),
                 pl.Series("cold_start", cold, dtype=pl.Boolean),
             )
@@ -300,64 +273,13 @@ class VisitTiming:
     def _cold(self, features: pl.DataFrame) -> np.ndarray:
         return np.asarray(features["visits_total"].to_numpy() < self.min_visits)
 
-    def _shares(self, features: pl.DataFrame, cold: np.ndarray) -> np.ndarray:
-        """Members' share of visits per weekday (Mon..Sun), with the club's as a prior."""
-        counts = features.select(pl.col(WEEKDAY_COLUMNS).cast(pl.Float64)).to_numpy()
-        club = counts.sum(axis=0) + 1.0  # +1: a weekday nobody visits yet is not impossible
-        counts[cold] = 0.0
-        prior = self.profile_prior * club / club.sum()
-        return np.asarray((counts + prior) / (counts.sum(axis=1, keepdims=True) + prior.sum()))
-
     def _day_rates(
-        self, features: pl.DataFrame, mean_h: np.ndarray, start: date, days: int, cold: np.ndarray
+        self, features: pl.DataFrame, mean_h: np.ndarray, cold: np.ndarray, start: date, days: int
     ) -> np.ndarray:
-        """Expected visit days on each of ``days`` days from ``start`` (members × days)."""
-        per_day = features["baskets_per_visit_day"].fill_null(1.0).to_numpy()
-        club_per_day = float(np.mean(per_day[~cold])) if (~cold).any() else 1.0
-        per_day = np.where(cold, club_per_day, np.maximum(per_day, 1.0))
-        weekdays = (start.weekday() + np.arange(days)) % 7
-        daily = mean_h / self.horizon_days / per_day
-        return np.asarray(daily[:, None] * 7.0 * self._shares(features, cold)[:, weekdays])
+        shares = weekday_shares(features, cold, self.profile_prior)
+        return day_rates(features, mean_h, self.horizon_days, shares, cold, start, days)
 
     def _probabilities(self, rates: np.ndarray) -> np.ndarray:
         if self.calibrator_ is None:
             return np.asarray(1.0 - np.exp(-rates))
         return np.asarray(self.calibrator_.predict(rates.ravel()), dtype=float).reshape(rates.shape)
-
-    def _median(self, mean: np.ndarray) -> np.ndarray:
-        """Median count of a negative binomial with this mean and the fitted ``alpha_``."""
-        mean = np.maximum(mean, 1e-9)
-        if self.alpha_ <= 1e-6:
-            return np.asarray(poisson.median(mean), dtype=np.int64)
-        size = 1.0 / self.alpha_
-        return np.asarray(nbinom.median(size, size / (size + mean)), dtype=np.int64)
-
-
-def _design(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Feature matrix (nulls as NaN), label (zeros where absent) and offset of a frame."""
-    x = frame.select(pl.col(*FEATURE_COLUMNS, *BASE_RATE_COLUMNS).cast(pl.Float64)).to_numpy()
-    has_y = "visits" in frame.columns
-    y = frame["visits"].cast(pl.Float64).to_numpy() if has_y else np.zeros(frame.height)
-    return x, y, frame["base"].to_numpy()
-
-
-def _never_visited_mean(train: pl.DataFrame, min_visits: int) -> float:
-    """Mean label of never-visited examples, shrunk toward that of all cold-start examples."""
-    overall = float(train["visits"].sum()) / train.height
-    cold = train.filter(pl.col("visits_total") < min_visits)["visits", "visits_total"]
-    cold_mean = (float(cold["visits"].sum()) + 20 * overall) / (cold.height + 20)
-    never = cold.filter(pl.col("visits_total") == 0)["visits"]
-    return (float(never.sum()) + 20 * cold_mean) / (never.len() + 20)
-
-
-def _median_days(p_visit: np.ndarray) -> np.ndarray:
-    """Days until the first day by which a visit is more likely than not (see predict)."""
-    never = np.cumprod(1.0 - p_visit, axis=1)  # P(no visit on days 0..d)
-    reached = never <= 0.5
-    first = np.argmax(reached, axis=1)
-    tail = ~reached.any(axis=1)
-    if tail.any():
-        mean_p = np.clip(p_visit[tail].mean(axis=1), 1e-9, 1.0 - 1e-9)
-        extra = np.ceil(np.log(0.5 / never[tail, -1]) / np.log(1.0 - mean_p))
-        first[tail] = np.minimum(p_visit.shape[1] - 1 + extra, _MAX_NEXT_VISIT_DAYS)
-    return np.asarray(first)

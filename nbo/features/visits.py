@@ -24,6 +24,7 @@ from nbo.features.history import History
 __all__ = [
     "BASE_RATE_COLUMNS",
     "FEATURE_COLUMNS",
+    "HALF_LIVES",
     "PROFILE_DAYS",
     "WEEKDAY_COLUMNS",
     "WINDOWS",
@@ -44,7 +45,11 @@ PROFILE_DAYS = 364
 WEEKDAY_COLUMNS = tuple(f"visits_wd{d}" for d in range(7))
 """Baskets per weekday over the last year (``visits_wd0`` = Monday … ``visits_wd6`` = Sunday)."""
 
+HALF_LIVES = (14, 28, 56)
+"""Half-lives (days) of the exponentially weighted visit rates."""
+
 _BANDS = tuple(itertools.pairwise(WINDOWS))  # (7, 14), (14, 28), …
+_WEEKS = 13  # weekly regularity over the last 13 weeks (91 days)
 
 FEATURE_COLUMNS = (
     *(f"visits_{w}d" for w in WINDOWS),
@@ -65,6 +70,11 @@ FEATURE_COLUMNS = (
     "visits_per_day_91d",
     "baskets_per_visit_day",
     *WEEKDAY_COLUMNS,
+    "visits_56_84d",
+    "visits_28d_median3",
+    "weeks_visited_13w",
+    "weekly_std_13w",
+    *(f"rate_halflife_{h}d" for h in HALF_LIVES),
 )
 """The numeric columns :func:`visit_features` returns besides ``member_id``."""
 
@@ -126,27 +136,53 @@ def _member_aggregates(visits: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
             (member != member.shift(-1)).fill_null(True).alias("is_last"),
         )
     )
+    weekly = (
+        daily.filter(pl.col("age") <= 7 * _WEEKS)
+        .group_by("member_id", ((pl.col("age") - 1) // 7).alias("week"))
+        .agg(pl.col("baskets").sum().cast(pl.Float64))
+        .group_by("member_id")
+        .agg(
+            pl.len().alias("weeks_visited_13w"),
+            (pl.col("baskets") ** 2).sum().alias("_weekly_squares"),
+        )
+    )
     age, baskets, weekday = pl.col("age"), pl.col("baskets"), pl.col("weekday")
     recent = age <= PROFILE_DAYS
     # a gap counts when both of its visit days are within the profile year
     recent_gap = pl.when(age + pl.col("gap") <= PROFILE_DAYS).then(pl.col("gap"))
-    return daily.group_by("member_id").agg(
-        *((baskets * (age <= w)).sum().alias(f"visits_{w}d") for w in WINDOWS),
-        (age <= 28).sum().alias("visit_days_28d"),
-        (age <= 91).sum().alias("visit_days_91d"),
-        baskets.sum().alias("visits_total"),
-        pl.len().alias("visit_days_total"),
-        age.min().alias("days_since_last_visit"),
-        age.max().alias("days_since_first_visit"),
-        recent_gap.mean().alias("gap_mean"),
-        recent_gap.median().alias("gap_median"),
-        recent_gap.std().alias("gap_std"),
-        pl.when(pl.col("is_last")).then(recent_gap).max().alias("gap_last"),
-        *(
-            (baskets * (recent & (weekday == d))).sum().alias(col)
-            for d, col in enumerate(WEEKDAY_COLUMNS)
-        ),
+    return (
+        daily.group_by("member_id")
+        .agg(
+            *((baskets * (age <= w)).sum().alias(f"visits_{w}d") for w in WINDOWS),
+            (baskets * ((age > 56) & (age <= 84))).sum().alias("visits_56_84d"),
+            *(
+                (baskets * pl.lit(0.5).pow(age / h)).sum().alias(f"_decayed_{h}d")
+                for h in HALF_LIVES
+            ),
+            (age <= 28).sum().alias("visit_days_28d"),
+            (age <= 91).sum().alias("visit_days_91d"),
+            baskets.sum().alias("visits_total"),
+            pl.len().alias("visit_days_total"),
+            age.min().alias("days_since_last_visit"),
+            age.max().alias("days_since_first_visit"),
+            recent_gap.mean().alias("gap_mean"),
+            recent_gap.median().alias("gap_median"),
+            recent_gap.std().alias("gap_std"),
+            pl.when(pl.col("is_last")).then(recent_gap).max().alias("gap_last"),
+            *(
+                (baskets * (recent & (weekday == d))).sum().alias(col)
+                for d, col in enumerate(WEEKDAY_COLUMNS)
+            ),
+        )
+        .join(weekly, on="member_id", how="left")
     )
+
+
+def _decay_weights(half_life: int, days: pl.Expr) -> pl.Expr:
+    """Sum of ``0.5 ** (a / half_life)`` over days back ``a = 1..days`` (a geometric series)."""
+    r = 0.5 ** (1 / half_life)
+    weights: pl.Expr = (1 - pl.lit(r).pow(days)) * (r / (1 - r))
+    return weights
 
 
 def visit_features(visits: pl.LazyFrame, members: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
@@ -158,6 +194,12 @@ def visit_features(visits: pl.LazyFrame, members: pl.LazyFrame, as_of: date) -> 
     recency, gap and ratio columns are null where they are undefined (never visited, one visit
     day). ``tenure_days`` is days since joining where the join date is known, else since the
     first visit.
+
+    For the shape of the next weeks' count: ``visits_28d_median3`` is the median of the last
+    three 28-day blocks, ``weeks_visited_13w`` and ``weekly_std_13w`` the weeks with a visit
+    and the spread of weekly counts over the last 13 weeks, ``rate_halflife_{h}d`` visits per
+    day weighted by ``0.5 ** (days back / h)`` over the days observed (tenure, 14 to 364), so
+    a short history is a rate over what was seen, not a count diluted by days never seen.
     """
     counts = [
         *(f"visits_{w}d" for w in WINDOWS),
@@ -166,10 +208,20 @@ def visit_features(visits: pl.LazyFrame, members: pl.LazyFrame, as_of: date) -> 
         "visits_total",
         "visit_days_total",
         *WEEKDAY_COLUMNS,
+        "visits_56_84d",
+        "weeks_visited_13w",
     ]
     joined_days = (pl.lit(as_of) - pl.col("joined_at").dt.date()).dt.total_days().cast(pl.Int32)
     tenure = pl.coalesce(joined_days, pl.col("days_since_first_visit"))
     observed_91 = pl.min_horizontal(pl.col("tenure_days"), pl.lit(91)).clip(lower_bound=14)
+    observed = pl.col("tenure_days").fill_null(0).clip(14, PROFILE_DAYS)
+    weekly_mean = pl.col("visits_91d") / _WEEKS
+    weekly_variance = pl.col("_weekly_squares").fill_null(0.0) / _WEEKS - weekly_mean**2
+    blocks = (
+        pl.col("visits_28d"),
+        pl.col("visits_56d") - pl.col("visits_28d"),
+        pl.col("visits_56_84d"),
+    )
     return (
         members.select("member_id", "joined_at")
         .join(_member_aggregates(visits, as_of), on="member_id", how="left")
@@ -186,6 +238,14 @@ def visit_features(visits: pl.LazyFrame, members: pl.LazyFrame, as_of: date) -> 
             ((pl.col("visits_28d") + 1) / (pl.col("visits_91d") * 28 / 91 + 1)).alias("trend"),
             (pl.col("visits_91d") / observed_91).alias("visits_per_day_91d"),
             (pl.col("visits_total") / pl.col("visit_days_total")).alias("baskets_per_visit_day"),
+            pl.concat_list(blocks).list.median().alias("visits_28d_median3"),
+            weekly_variance.clip(lower_bound=0.0).sqrt().alias("weekly_std_13w"),
+            *(
+                (pl.col(f"_decayed_{h}d").fill_null(0.0) / _decay_weights(h, observed)).alias(
+                    f"rate_halflife_{h}d"
+                )
+                for h in HALF_LIVES
+            ),
         )
         .select("member_id", *FEATURE_COLUMNS)
     )

@@ -19,6 +19,8 @@ from nbo.evaluation.metrics import mae
 from nbo.features.history import History
 from nbo.features.visits import member_visits, visits_between
 from nbo.models.timing import P_VISIT_DAYS, VisitTiming
+from nbo.models.visit_counts import FeatureBins
+from nbo.models.visit_windows import members_at
 from tests.conftest import LINE_COLUMNS, conform_frame, tiny_tables
 
 AS_OF = date(2024, 6, 5)  # a Wednesday
@@ -51,7 +53,12 @@ def rhythm_visits(seed: int = 0) -> list[Visit]:
     return visits
 
 
-def write_club(root: Path, visits: list[Visit], extra_members: tuple[int, ...] = ()) -> Path:
+def write_club(
+    root: Path,
+    visits: list[Visit],
+    extra_members: tuple[int, ...] = (),
+    unknown_join: tuple[int, ...] = (),
+) -> Path:
     """One receipt line per visit; members joined before START unless noted."""
     transactions = pl.DataFrame(
         [
@@ -64,8 +71,10 @@ def write_club(root: Path, visits: list[Visit], extra_members: tuple[int, ...] =
     ids = [MONDAY_SHOPPER, LAPSED, ONE_VISIT, NEVER, *STEADY, *extra_members]
     joined = {ONE_VISIT: datetime(2024, 5, 1), NEVER: datetime(2024, 5, 15)}
     joined |= {m: datetime(2024, 7, 1) for m in extra_members}  # join after AS_OF
+    joined_at = [None if m in unknown_join else joined.get(m, datetime(2023, 11, 1)) for m in ids]
     members = pl.DataFrame(
-        {"member_id": ids, "joined_at": [joined.get(m, datetime(2023, 11, 1)) for m in ids]}
+        {"member_id": ids, "joined_at": joined_at},
+        schema={"member_id": pl.Int64, "joined_at": pl.Datetime("us")},
     )
     tables = tiny_tables() | {
         "members": conform_frame("members", members),
@@ -166,6 +175,34 @@ def test_horizon_scales_expected_visits(club: ClubData, model: VisitTiming) -> N
     ratio = two_weeks["expected_visits"] / four_weeks["expected_visits"]
     assert np.allclose(ratio.to_numpy(), 0.5)
     assert_frame_equal(two_weeks.select("p_visit"), four_weeks.select("p_visit"))
+    # off the trained horizon the median comes from the mean (a negative binomial)
+    assert row(two_weeks, MONDAY_SHOPPER)["likely_visits"] == 2
+
+
+def test_median_model_counts_the_steady_shoppers(club: ClubData, predictions: pl.DataFrame) -> None:
+    """likely_visits (the median model) is nearer the next 28 days than the last 28 days are."""
+    visits = member_visits(club.transactions, hours=False).collect().lazy()
+    frame = predictions.filter(pl.col("member_id").is_in(list(STEADY)))
+    for name, start in (("truth", AS_OF), ("last", AS_OF - timedelta(days=28))):
+        counts = visits_between(visits, start, 28).collect().rename({"visits": name})
+        frame = frame.join(counts, on="member_id", how="left").with_columns(
+            pl.col(name).fill_null(0)
+        )
+    assert mae(frame["truth"], frame["likely_visits"]) <= mae(frame["truth"], frame["last"])
+    assert mae(frame["truth"], frame["likely_visits"]) < 1.0
+
+
+def test_feature_bins_keep_order_and_missing_values() -> None:
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=2_000), rng.integers(0, 5, 2_000).astype(float)])
+    x[::7, 0] = np.nan
+    bins = FeatureBins(max_bins=32).fit(x)
+    binned = bins.transform(x)
+    assert np.array_equal(np.isnan(binned), np.isnan(x))
+    assert len(np.unique(binned[~np.isnan(binned[:, 0]), 0])) <= 32
+    assert np.array_equal(np.unique(binned[:, 1]), np.arange(5))  # few values: one bin each
+    order = np.argsort(x[:, 0])[: (~np.isnan(x[:, 0])).sum()]
+    assert (np.diff(binned[order, 0]) >= 0).all()  # monotone in the value
 
 
 def test_nothing_after_as_of_changes_anything(club: ClubData, tmp_path: Path) -> None:
@@ -186,6 +223,30 @@ def test_nothing_after_as_of_changes_anything(club: ClubData, tmp_path: Path) ->
     assert_frame_equal(results[0], results[1], check_exact=True)
 
 
+def test_members_at_each_cutoff_are_historys(tmp_path: Path) -> None:
+    """Training members per cutoff, from one table, are History.at(club, cutoff).members."""
+    unknown = (ONE_VISIT, *STEADY[:20])  # join date unknown: members once they shop
+    club = ClubData(write_club(tmp_path / "club", rhythm_visits(), unknown_join=unknown))
+    history = History.at(club, AS_OF)
+    first_days = (
+        member_visits(history.transactions, hours=False)
+        .group_by("member_id")
+        .agg(pl.col("day").min().alias("first_day"))
+    )
+    known = (
+        history.members.select("member_id", "joined_at")
+        .join(first_days, on="member_id", how="left")
+        .collect()
+    )
+    sizes = set()
+    for cutoff in (START.date(), date(2023, 12, 6), date(2024, 5, 8), date(2024, 5, 21)):
+        expected = History.at(club, cutoff).members.collect()["member_id"].sort()
+        got = members_at(known, cutoff).collect()["member_id"].sort()
+        assert got.to_list() == expected.to_list()
+        sizes.add(len(got))
+    assert len(sizes) == 4  # the cutoffs tell apart members who joined or shopped in between
+
+
 def test_deterministic_and_picklable(
     club: ClubData, model: VisitTiming, predictions: pl.DataFrame, tmp_path: Path
 ) -> None:
@@ -198,9 +259,13 @@ def test_deterministic_and_picklable(
 
 
 def test_fit_learns_from_earlier_windows_only(model: VisitTiming) -> None:
-    assert model.cutoffs_ == [AS_OF - timedelta(days=28 * k) for k in range(1, 7)]
+    """Weekly cutoffs whose labels end by as_of, none before the club's first receipt."""
+    latest = AS_OF - timedelta(days=28)
+    assert model.cutoffs_ == [latest - timedelta(weeks=k) for k in range(23)]
+    assert model.cutoffs_[-1] - timedelta(weeks=1) <= START.date() < model.cutoffs_[-1]
     assert model.cutoffs_[0] + timedelta(days=model.horizon_days) <= AS_OF
-    assert model.n_train_examples_ > 0 and 1 <= model.n_iter_ <= model.max_iter
+    assert model.n_train_examples_ > 0
+    assert 1 <= model.n_iter_ <= model.max_iter and 1 <= model.n_iter_median_ <= model.max_iter
 
 
 def test_member_sample_is_deterministic(club: ClubData) -> None:
@@ -208,7 +273,7 @@ def test_member_sample_is_deterministic(club: ClubData) -> None:
     fits = [
         VisitTiming(max_train_members=15, random_state=3, n_threads=1).fit(history) for _ in "ab"
     ]
-    assert fits[0].n_train_examples_ == fits[1].n_train_examples_ <= 15 * 6
+    assert fits[0].n_train_examples_ == fits[1].n_train_examples_ <= 15 * len(fits[0].cutoffs_)
     assert_frame_equal(fits[0].predict(history), fits[1].predict(history), check_exact=True)
 
 
