@@ -36,6 +36,7 @@ class Measurement:
     # so far (run smaller sizes first)
     peak_process_rss: int
     load_before: float  # 1-minute load average when the run started
+    killed: bool = False  # stopped by ``rss_limit``: the figures are up to that moment
 
 
 def _tree_rss(root: psutil.Process) -> int:
@@ -50,10 +51,25 @@ def _tree_rss(root: psutil.Process) -> int:
     return total
 
 
+def _kill_tree(root: psutil.Process) -> None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for proc in [*root.children(recursive=True), root]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+
+
 def run_measured(
-    command: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    command: list[str],
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    rss_limit: int | None = None,
 ) -> Measurement:
-    """Run ``command`` with stdout and stderr to ``log`` and measure it."""
+    """Run ``command`` with stdout and stderr to ``log`` and measure it.
+
+    With ``rss_limit`` (bytes) the process tree is killed once its RSS exceeds it, so a run
+    that would exhaust a shared machine's memory stops instead (``Measurement.killed``).
+    """
     load_before = os.getloadavg()[0]
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = 0
@@ -62,12 +78,16 @@ def run_measured(
         child = subprocess.Popen(command, stdout=sink, stderr=sink, env=env, cwd=cwd)
         watched = psutil.Process(child.pid)
         done = threading.Event()
+        killed = threading.Event()
 
         def poll() -> None:
             nonlocal peak
             while not done.is_set():
                 with contextlib.suppress(psutil.Error):
                     peak = max(peak, _tree_rss(watched))
+                if rss_limit is not None and peak > rss_limit and not killed.is_set():
+                    killed.set()
+                    _kill_tree(watched)
                 done.wait(POLL_S)
 
         poller = threading.Thread(target=poll, daemon=True)
@@ -84,4 +104,5 @@ def run_measured(
         peak_tree_rss=peak,
         peak_process_rss=usage.ru_maxrss * 1024,  # kilobytes on Linux
         load_before=load_before,
+        killed=killed.is_set(),
     )
