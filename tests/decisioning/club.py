@@ -18,30 +18,13 @@ from hypothesis import strategies as st
 from nbo.decisioning.engine import OfferStats
 from nbo.decisioning.policy import Policy
 from nbo.decisioning.prepare import CANDIDATE_COLUMNS, MEMBER_COLUMNS
+from nbo.history.contact import OFFER_EVENTS_SCHEMA as EVENTS_SCHEMA
+from nbo.history.contact import SENT_SCHEMA
 
 AT = datetime(2024, 6, 10, 9, 30)
 TODAY = AT.date()
 CHANNELS = ("email", "app", "pos")
 
-SENT_SCHEMA = pl.Schema(
-    {
-        "member_id": pl.Int64(),
-        "offer_id": pl.String(),
-        "channel": pl.String(),
-        "decided_at": pl.Datetime("us"),
-    }
-)
-EVENTS_SCHEMA = pl.Schema(
-    {
-        "member_id": pl.Int64(),
-        "offer_id": pl.String(),
-        "exposures": pl.Int64(),
-        "ignored": pl.Int64(),
-        "redeemed": pl.Boolean(),
-        "dismissed": pl.Int64(),
-        "last_exposed_at": pl.Datetime("us"),
-    }
-)
 STATS_SCHEMA = pl.Schema(
     {"offer_id": pl.String(), "exposures": pl.Int64(), "redemptions": pl.Int64()}
 )
