@@ -11,10 +11,10 @@ Prepared first (not timed, reused from ``--work`` on later runs):
   does not depend on how many members the bundle was trained on).
 
 Timed: ``nbo decide`` as a child process for the baseline and the target size (one markdown row
-each, and their ratio); then one member's decision in-process (``nbo.decisioning.engine.decide``
-on that member's candidate rows), 1,000 times, as p50/p95/p99.
+each, and their ratio; with ``--record`` again recording into SQLite); then one member's
+decision in-process (see :mod:`decide_latency`), 1,000 members, as p50/p95/p99.
 
-    .venv/bin/python benchmarks/decide.py                    # 100k baseline, then 1M members
+    nice -n 5 .venv/bin/python benchmarks/decide.py --record --stages   # 100k, then 1M members
     .venv/bin/python benchmarks/decide.py --members 20000 --baseline-members 5000 \\
         --train-members 5000                                 # a quick look
 """
@@ -48,7 +48,6 @@ WORK = Path("/work/data/bench")
 TARGET_WALL_S = 300.0  # issue: 1M members × 200 offers in at most 5 minutes
 TARGET_RSS = 8e9  # and 8 GB peak RSS
 TARGET_P99_MS = 5.0  # one member in-process
-STAGES = ("active offers", "scoring candidates", "member context", "arbitration and budgets")
 
 
 def nbo_command(*args: str) -> list[str]:
