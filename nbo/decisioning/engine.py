@@ -244,13 +244,12 @@ def _decide(
     explored = explore(
         rows.member, row_odds, chosen, last, allowed, share=share, n_members=n_members, rng=rng
     )
-    final, propensity = explored.chosen, explored.propensity
     out = (
         frame.with_columns(
-            propensity=pl.Series(propensity),
-            explored=pl.Series(explored.explored & final),
+            propensity=pl.Series(explored.propensity),
+            explored=pl.Series(explored.explored),
         )
-        .filter(pl.Series(final))
+        .filter(pl.Series(explored.chosen))
         .sort(["member_id", "priority", "offer_id"], descending=[False, True, False])
         .with_columns(
             rank=pl.int_range(1, pl.len() + 1).over("member_id").cast(pl.Int32),

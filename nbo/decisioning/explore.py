@@ -51,7 +51,6 @@ class Exploration:
     chosen: NDArray[np.bool_]
     propensity: NDArray[np.float64]
     explored: NDArray[np.bool_]
-    kept_last: NDArray[np.float64]  # propensity a ``last`` row has when it stays in the list
 
 
 def explore(
@@ -77,13 +76,12 @@ def explore(
     explored = np.zeros(chosen.size, dtype=bool)
     pool = allowed | last
     if share <= 0 or not pool.any():
-        return Exploration(chosen.copy(), propensity, explored, np.where(last, 1.0, 0.0))
+        return Exploration(chosen.copy(), propensity, explored)
     weight = np.where(pool, odds, 0.0)
     total = np.bincount(member, weights=weight, minlength=n_members)
     q = np.divide(weight, total[member], out=np.zeros_like(weight), where=total[member] > 0)
     has_pool = total > 0
-    kept_last = np.where(last, (1 - share) + share * q, 0.0)
-    propensity = np.where(last, kept_last, propensity)
+    propensity = np.where(last, (1 - share) + share * q, propensity)
     coin = (rng.random(n_members) < share) & has_pool
     rows = np.flatnonzero(pool & coin[member])
     out = chosen.copy()
@@ -103,4 +101,4 @@ def explore(
         greedy_pick = last[picks]
         propensity[picks] = share * q[picks] + (1 - share) * greedy_pick
         propensity[swapped_out[~out[swapped_out]]] = 0.0
-    return Exploration(out, propensity, explored, kept_last)
+    return Exploration(out, propensity, explored)
