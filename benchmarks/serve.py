@@ -1,0 +1,551 @@
+"""Benchmark ``nbo serve``: online offers under wrk, and bulk event ingestion into PostgreSQL.
+
+Scenario A: the Complete Journey champion served by ``nbo serve --workers 2``;
+``GET /v1/members/{id}/offers`` for random Complete Journey member ids, driven by wrk with
+``serve_offers.lua`` at 16 and then 256 connections (~30 s each, after a warm-up). Reports
+requests/s, p50/p99 latency, non-2xx and socket errors/timeouts, and checks that every decision
+served is in the ``decisions`` table (rows counted, a sample of answers looked up by id).
+
+Scenario B: ``POST /v1/events`` in batches of 1,000 and 10,000 events from a few concurrent
+clients into a fresh PostgreSQL database (created here, dropped afterwards); reports events/s.
+
+    apt-get update && apt-get install -y wrk       # the load generator (Debian package)
+    .venv/bin/python benchmarks/serve.py --train    # train and promote a CJ champion first
+    .venv/bin/python benchmarks/serve.py --mlflow-uri sqlite:///$PWD/mlflow.db   # after make demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import psycopg
+from decide import model_code_digest, nbo_command
+from measure import GIB
+from sqlalchemy import func, select, text
+
+from nbo.data.io import ClubData
+from nbo.history.engine import make_engine
+from nbo.history.schema import decisions
+
+WORK = Path("/work/data/bench")
+HERE = Path(__file__).resolve().parent
+LUA = HERE / "serve_offers.lua"
+TODAY = "2017-09-04"  # the Complete Journey "today": the day the champion is trained as of
+READER_KEY, WRITER_KEY = "bench-reader", "bench-writer"
+API_KEYS = {READER_KEY: "reader", WRITER_KEY: "writer"}
+TARGET_RPS = 1000.0  # issue: >= 1,000 req/s at 16 connections
+TARGET_P99_MS = 25.0  # with p99 <= 25 ms
+TARGET_EVENTS_PER_S = 5000.0  # bulk ingestion into PostgreSQL
+READY_TIMEOUT_S = 300.0
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (5 min {five:.1f})"
+
+
+def cpu_seconds(procs: Sequence[psutil.Process]) -> float:
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Server:
+    """``nbo serve`` as a child process in its own process group, logging to a file."""
+
+    def __init__(self, log: Path, env: dict[str, str], workers: int) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        host_port = ["--host", "127.0.0.1", "--port", str(self.port)]
+        command = nbo_command("serve", *host_port, "--workers", str(workers))
+        print(f"server: {' '.join(command)}", flush=True)
+        with log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                command,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=log.parent,
+                start_new_session=True,
+            )
+
+    def wait_ready(self) -> None:
+        """Poll ``/v1/readyz`` for 200, then wait until the workers stop loading (CPU settles)."""
+        start = time.monotonic()
+        with httpx.Client(base_url=self.base_url, timeout=2.0) as http:
+            while True:
+                if self.process.poll() is not None:
+                    raise SystemExit(
+                        f"nbo serve exited ({self.process.returncode}):\n{self.tail()}"
+                    )
+                if time.monotonic() - start > READY_TIMEOUT_S:
+                    raise SystemExit(
+                        f"nbo serve not ready in {READY_TIMEOUT_S:.0f} s:\n{self.tail()}"
+                    )
+                with contextlib.suppress(httpx.TransportError):
+                    if http.get("/v1/readyz").status_code == 200:
+                        break
+                time.sleep(0.25)
+        # with several workers readyz answers once the first is up while the others may still
+        # be loading the model: wait (at most a minute) until the tree's CPU use settles
+        root = psutil.Process(self.process.pid)
+        procs = [root, *root.children(recursive=True)]
+        for _ in range(60):
+            busy = cpu_seconds(procs)
+            time.sleep(1.0)
+            if cpu_seconds(procs) - busy < 0.15:
+                break
+        print(f"server ready in {time.monotonic() - start:.1f} s ({len(procs)} processes)")
+
+    def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL it if it is still there after 15 s."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=15)
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+
+@contextlib.contextmanager
+def serving(log: Path, env: dict[str, str], workers: int) -> Iterator[Server]:
+    server = Server(log, env, workers)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def server_env(mlflow_uri: str, data: Path, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBO_")}
+    return env | {
+        "MLFLOW_TRACKING_URI": mlflow_uri,
+        "NBO_DATA_DIR": str(data),
+        "NBO_TODAY": TODAY,
+        "NBO_DATABASE_URL": database_url,
+        "NBO_API_KEYS": json.dumps(API_KEYS),
+    }
+
+
+def count_rows(database_url: str, table: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database on the server of ``admin_url``, dropped afterwards."""
+    name = f"nbo_bench_{uuid.uuid4().hex[:10]}"
+    admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def champion_registry(data: Path, work: Path) -> str:
+    """A local MLflow store whose champion is ``nbo train --as-of TODAY`` on ``data``."""
+    store = work / f"serve-model-cj-asof-{TODAY}-code-{model_code_digest()}"
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    if (store / "promoted").is_file():
+        print(f"reusing the champion in {uri}")
+        return uri
+    store.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBO_")}
+    env["MLFLOW_TRACKING_URI"] = uri
+    if not (data / "manifest.json").is_file():
+        print(f"importing Complete Journey into {data} ...", flush=True)
+        command = nbo_command("data", "import", "completejourney", str(data))
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    for step in (["train", "--data", str(data.resolve()), "--as-of", TODAY], ["promote"]):
+        print(f"(not timed) {' '.join(nbo_command(*step))}  (cwd {store}) ...", flush=True)
+        with (store / f"{step[0]}.log").open("w") as log:
+            done = subprocess.run(nbo_command(*step), stdout=log, stderr=log, env=env, cwd=store)
+        if done.returncode != 0:
+            tail = (store / f"{step[0]}.log").read_text()[-3000:]
+            raise SystemExit(f"nbo {step[0]} failed ({done.returncode}):\n{tail}")
+    (store / "promoted").touch()
+    return uri
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    """One wrk run's figures (from serve_offers.lua's done())."""
+
+    connections: int
+    seconds: float
+    requests: int
+    non_2xx: int
+    socket_errors: int  # connect + read + write errors
+    timeouts: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def run_wrk(url: str, ids_file: Path, connections: int, seconds: int, threads: int) -> WrkRun:
+    command = [
+        "wrk",
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "2s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(ids_file),
+        READER_KEY,
+    ]
+    print(f"load before: {load()}; {' '.join(command)}", flush=True)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    print(done.stdout.strip())
+    lines = [line for line in done.stdout.splitlines() if line.startswith("wrk-json: ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    figures: dict[str, float] = json.loads(lines[-1].removeprefix("wrk-json: "))
+    return WrkRun(
+        connections=connections,
+        seconds=figures["duration_us"] / 1e6,
+        requests=int(figures["requests"]),
+        non_2xx=int(figures["status"]),
+        socket_errors=int(figures["connect"] + figures["read"] + figures["write"]),
+        timeouts=int(figures["timeout"]),
+        p50_ms=figures["p50_us"] / 1e3,
+        p99_ms=figures["p99_us"] / 1e3,
+        max_ms=figures["max_us"] / 1e3,
+    )
+
+
+def wait_for_count(database_url: str, table: str) -> int:
+    """Rows in ``table`` once the count stops changing (writes may trail the answers)."""
+    count = count_rows(database_url, table)
+    for _ in range(30):
+        time.sleep(1.0)
+        latest = count_rows(database_url, table)
+        if latest == count:
+            break
+        count = latest
+    return count
+
+
+def sample_stored(server: Server, database_url: str, member_ids: Sequence[int]) -> str:
+    """Fetch offers for a few members and look their decision ids up in the database."""
+    decision_ids: list[str] = []
+    with httpx.Client(base_url=server.base_url, headers={"X-API-Key": READER_KEY}) as http:
+        for member_id in member_ids:
+            response = http.get(f"/v1/members/{member_id}/offers", params={"channel": "email"})
+            response.raise_for_status()
+            decision_ids += [offer["decision_id"] for offer in response.json()["offers"]]
+    engine = make_engine(database_url)
+    query = select(func.count()).where(decisions.c.decision_id.in_(decision_ids))
+    try:
+        with engine.connect() as connection:
+            found = int(connection.execute(query).scalar_one())
+    finally:
+        engine.dispose()
+    return f"{len(member_ids)} answers, {len(decision_ids)} decisions, {found} of them stored"
+
+
+@contextlib.contextmanager
+def history_database(kind: str, run_dir: Path, admin_url: str) -> Iterator[str]:
+    """A fresh interaction history: a SQLite file in ``run_dir`` or a PostgreSQL database."""
+    if kind == "sqlite":
+        yield f"sqlite:///{run_dir / 'history.db'}"
+    else:
+        with postgres_database(admin_url) as url:
+            yield url
+
+
+def club_ids(data: Path) -> tuple[list[int], list[str]]:
+    club = ClubData(data)
+    member_ids = club.members.select("member_id").collect().to_series().to_list()
+    offer_ids = club.offers.select("offer_id").collect().to_series().to_list()
+    return member_ids, offer_ids
+
+
+def offers_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) -> list[str]:
+    """Scenario A: wrk against GET /v1/members/{id}/offers; markdown rows and target rows."""
+    member_ids, _ = club_ids(args.data)
+    ids_file = run_dir / "member_ids.txt"
+    ids_file.write_text("".join(f"{member_id}\n" for member_id in member_ids))
+    rows: list[str] = []
+    targets: list[str] = []
+    with history_database(args.offers_db, run_dir, args.postgres_url) as database_url:
+        env = server_env(mlflow_uri, args.data, database_url)
+        with serving(run_dir / "serve-offers.log", env, args.workers) as server:
+            print(f"warm-up: {args.warmup} s at 16 connections (not reported)")
+            run_wrk(server.base_url, ids_file, 16, args.warmup, args.wrk_threads)
+            for connections in args.connections:
+                stored_before = wait_for_count(database_url, "decisions")
+                load_before = load()
+                run = run_wrk(
+                    server.base_url, ids_file, connections, args.duration, args.wrk_threads
+                )
+                stored = wait_for_count(database_url, "decisions") - stored_before
+                answered = run.requests - run.non_2xx
+                per_answer = stored / answered if answered else 0.0
+                rows.append(
+                    f"| {connections} | {run.seconds:.1f} | {run.requests:,} | {run.rps:,.0f} "
+                    f"| {run.p50_ms:.1f} | {run.p99_ms:.1f} | {run.max_ms:.0f} | {run.non_2xx:,} "
+                    f"| {run.socket_errors:,} | {run.timeouts:,} | {stored:,} | {per_answer:.2f} "
+                    f"| {load_before} |"
+                )
+                if connections == 16:
+                    met = run.rps >= TARGET_RPS and run.p99_ms <= TARGET_P99_MS
+                    targets.append(
+                        f"| offers at 16 connections: ≥ {TARGET_RPS:,.0f} req/s, p99 ≤ "
+                        f"{TARGET_P99_MS:.0f} ms | {run.rps:,.0f} req/s, p99 {run.p99_ms:.1f} ms "
+                        f"| {'yes' if met else '**no**'} |"
+                    )
+                else:
+                    errors = run.non_2xx + run.socket_errors + run.timeouts
+                    targets.append(
+                        f"| offers at {connections} connections: no errors | {run.rps:,.0f} "
+                        f"req/s, p99 {run.p99_ms:.1f} ms, {errors:,} errors "
+                        f"| {'yes' if errors == 0 else '**no**'} |"
+                    )
+            sample = sample_stored(
+                server, database_url, member_ids[:: max(1, len(member_ids) // 20)]
+            )
+            total = count_rows(database_url, "decisions")
+    print(f"decisions table after the runs: {total:,} rows; sample: {sample}")
+    rows.append(f"\ndecisions table after all runs (warm-up included): {total:,} rows; {sample}")
+    return [
+        "| connections | s | requests | req/s | p50 ms | p99 ms | max ms | non-2xx "
+        "| socket errors | timeouts | decisions stored | per 2xx answer | load before |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+        "| target | measured | met? |",
+        "|---|---|---|",
+        *targets,
+    ]
+
+
+def event_bodies(prefix: str, total: int, batch: int, data: Path) -> list[bytes]:
+    """``total`` events with unique ids on the club's members and offers, as request bodies."""
+    member_ids, offer_ids = club_ids(data)
+    t0 = datetime(2017, 8, 1, 8, 0)
+    bodies = []
+    for start in range(0, total, batch):
+        events: list[dict[str, Any]] = [
+            {
+                "event_id": f"{prefix}-{i}",
+                "event_type": ("exposure", "click", "redemption", "dismissal")[i % 4],
+                "member_id": member_ids[i % len(member_ids)],
+                "offer_id": offer_ids[i % len(offer_ids)],
+                "ts": (t0 + timedelta(seconds=i)).isoformat(),
+                "decision_id": None,
+                "channel": "email",
+                "amount": 1.5 if i % 4 == 2 else None,
+            }
+            for i in range(start, min(start + batch, total))
+        ]
+        bodies.append(json.dumps({"events": events}).encode())
+    return bodies
+
+
+@dataclass(frozen=True)
+class IngestRun:
+    seconds: float
+    events: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
+
+
+def post_all(base_url: str, bodies: list[bytes], clients: int) -> IngestRun:
+    """POST every body from ``clients`` threads; each must be inserted in full."""
+    pending = iter(bodies)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    inserted = 0
+
+    def client() -> None:
+        nonlocal inserted
+        headers = {"X-API-Key": WRITER_KEY, "Content-Type": "application/json"}
+        with httpx.Client(base_url=base_url, headers=headers, timeout=120.0) as http:
+            while True:
+                with lock:
+                    body = next(pending, None)
+                if body is None:
+                    return
+                sent = time.perf_counter()
+                response = http.post("/v1/events", content=body)
+                elapsed = time.perf_counter() - sent
+                if response.status_code != 200:
+                    raise SystemExit(f"POST /v1/events: {response.status_code} {response.text}")
+                with lock:
+                    latencies.append(elapsed)
+                    inserted += int(response.json()["inserted"])
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for done in [pool.submit(client) for _ in range(clients)]:
+            done.result()
+    seconds = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3
+
+    return IngestRun(seconds=seconds, events=inserted, p50_ms=pct(0.5), p99_ms=pct(0.99))
+
+
+def events_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) -> list[str]:
+    """Scenario B: bulk POST /v1/events into a fresh PostgreSQL database; markdown rows."""
+    rows: list[str] = []
+    targets: list[str] = []
+    with postgres_database(args.postgres_url) as database_url:
+        env = server_env(mlflow_uri, args.data, database_url)
+        with serving(run_dir / "serve-events.log", env, args.workers) as server:
+            post_all(server.base_url, event_bodies("warm-up", 2000, 1000, args.data), 2)
+            for batch in args.event_batches:
+                bodies = event_bodies(f"b{batch}", args.events, batch, args.data)
+                stored_before = count_rows(database_url, "events")
+                load_before = load()
+                print(f"load before: {load_before}; {args.events:,} events in batches of {batch:,}")
+                run = post_all(server.base_url, bodies, args.event_clients)
+                stored = count_rows(database_url, "events") - stored_before
+                rows.append(
+                    f"| {batch:,} | {args.event_clients} | {run.events:,} | {run.seconds:.1f} "
+                    f"| {run.events_per_s:,.0f} | {run.p50_ms:.0f} | {run.p99_ms:.0f} "
+                    f"| {stored:,} | {load_before} |"
+                )
+                met = run.events_per_s >= TARGET_EVENTS_PER_S and stored == args.events
+                targets.append(
+                    f"| events into PostgreSQL, batches of {batch:,}: ≥ {TARGET_EVENTS_PER_S:,.0f}"
+                    f"/s | {run.events_per_s:,.0f}/s | {'yes' if met else '**no**'} |"
+                )
+    return [
+        "| batch | clients | events | s | events/s | batch p50 ms | batch p99 ms "
+        "| rows stored | load before |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+        "| target | measured | met? |",
+        "|---|---|---|",
+        *targets,
+    ]
+
+
+def int_list(value: str) -> list[int]:
+    return [int(part) for part in value.split(",") if part]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mlflow-uri", help="registry whose champion is served")
+    parser.add_argument("--train", action="store_true", help="train and promote a CJ champion")
+    parser.add_argument("--data", type=Path, default=Path("data/completejourney"))
+    parser.add_argument("--work", type=Path, default=WORK, help="where --train keeps its store")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=30, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=int, default=10, help="seconds of wrk before measuring")
+    parser.add_argument("--connections", type=int_list, default=[16, 256])
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--offers-db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="maintenance database of the PostgreSQL server (fresh databases are made there)",
+    )
+    parser.add_argument("--events", type=int, default=100_000, help="events per batch size")
+    parser.add_argument("--event-batches", type=int_list, default=[1000, 10000])
+    parser.add_argument("--event-clients", type=int, default=4)
+    parser.add_argument("--skip-offers", action="store_true")
+    parser.add_argument("--skip-events", action="store_true")
+    args = parser.parse_args()
+
+    if not args.skip_offers and shutil.which("wrk") is None:
+        raise SystemExit(
+            "wrk is not installed: it is the load generator of scenario A. Install it with\n"
+            "  apt-get update && apt-get install -y wrk\n(or run with --skip-offers)"
+        )
+    if args.mlflow_uri:
+        mlflow_uri = args.mlflow_uri
+    elif args.train:
+        mlflow_uri = champion_registry(args.data, args.work)
+    else:
+        default = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+        mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI", default)
+    memory = psutil.virtual_memory().total / GIB
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, {memory:.0f} GiB RAM, "
+        f"Python {platform.python_version()}; {datetime.now():%Y-%m-%d %H:%M}; commit {commit}; "
+        f"model {mlflow_uri} (models:/nbo@champion); load before: {load()}"
+    )
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    run_dir = Path(tempfile.mkdtemp(prefix="nbo-bench-serve-", dir="/tmp"))
+    sections: list[list[str]] = []
+    try:
+        if not args.skip_offers:
+            sections.append(offers_scenario(args, mlflow_uri, run_dir))
+        if not args.skip_events:
+            sections.append(events_scenario(args, mlflow_uri, run_dir))
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"\nload after: {load()}")
+    for lines in sections:
+        print("\n" + "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+-- wrk script for benchmarks/serve.py: GET /v1/members/{id}/offers for random member ids.
+--
+--   wrk -t2 -c16 -d30s -s benchmarks/serve_offers.lua http://127.0.0.1:PORT -- IDS_FILE KEY [CHANNEL]
+--
+-- IDS_FILE holds one member id a line; KEY is sent as X-API-Key (a reader key). Each wrk
+-- thread draws ids with its own seed. done() prints one line "wrk-json: {...}" with the counts
+-- and latency percentiles (microseconds) for the Python script to read.
+
+local counter = 0
+
+function setup(thread)
+   counter = counter + 1
+   thread:set("seed", counter)
+end
+
+local ids = {}
+local channel = "email"
+
+function init(args)
+   local path, key = args[1], args[2]
+   if path == nil or key == nil then
+      error("usage: wrk ... -s serve_offers.lua URL -- IDS_FILE API_KEY [CHANNEL]")
+   end
+   for line in io.lines(path) do
+      if line ~= "" then
+         ids[#ids + 1] = line
+      end
+   end
+   if #ids == 0 then
+      error("no member ids in " .. path)
+   end
+   channel = args[3] or channel
+   wrk.headers["X-API-Key"] = key
+   math.randomseed(1000 + (seed or 0))
+end
+
+function request()
+   local member_id = ids[math.random(#ids)]
+   return wrk.format("GET", "/v1/members/" .. member_id .. "/offers?channel=" .. channel)
+end
+
+function done(summary, latency, requests)
+   local errors = summary.errors
+   io.write(string.format(
+      'wrk-json: {"requests": %d, "duration_us": %d, "bytes": %d, "connect": %d, "read": %d, '
+         .. '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, '
+         .. '"p99_us": %d, "max_us": %d, "mean_us": %.1f}\n',
+      summary.requests, summary.duration, summary.bytes, errors.connect, errors.read,
+      errors.write, errors.status, errors.timeout, latency:percentile(50),
+      latency:percentile(90), latency:percentile(99), latency.max, latency.mean
+   ))
+end
