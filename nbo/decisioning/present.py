@@ -6,7 +6,14 @@ from datetime import datetime
 
 import polars as pl
 
-__all__ = ["reason", "send_at"]
+__all__ = ["REASON_PREFIX", "reason", "reason_core", "send_at"]
+
+REASON_PREFIX = {
+    "explore": "something different: ",
+    "onboarding": "welcome offer: ",
+    "winback": "we miss you: ",
+}
+"""What a reason starts with, by the decision's track (``explore`` when explored)."""
 
 
 def send_at(at: datetime, lead_hours: int) -> pl.Expr:
@@ -30,13 +37,8 @@ def _days(column: str) -> pl.Expr:
     return pl.col(column).round(0).cast(pl.Int64).cast(pl.String)
 
 
-def reason() -> pl.Expr:
-    """A short sentence: purchase rhythm for known products, discovery otherwise.
-
-    e.g. "bought 7 times, last 19 days ago; usually every 14 days"; "new for you in
-    CHEESE"; prefixed "welcome offer: " (onboarding), "we miss you: " (win-back) or
-    "something different: " (exploration).
-    """
+def reason_core() -> pl.Expr:
+    """The reason without its track prefix (``reason_core``): rhythm or discovery."""
     times = pl.col("bought_baskets")
     rhythm = pl.concat_str(
         pl.lit("bought "),
@@ -62,15 +64,25 @@ def reason() -> pl.Expr:
         .then(pl.concat_str(pl.lit(": "), pl.col("product")))
         .otherwise(pl.lit("")),
     )
-    core = (
+    return (
         pl.when((times > 0) & pl.col("days_since_bought").is_not_null())
         .then(rhythm)
         .otherwise(discovery)
+        .alias("reason_core")
     )
+
+
+def reason() -> pl.Expr:
+    """A short sentence: purchase rhythm for known products, discovery otherwise.
+
+    e.g. "bought 7 times, last 19 days ago; usually every 14 days"; "new for you in
+    CHEESE"; prefixed "welcome offer: " (onboarding), "we miss you: " (win-back) or
+    "something different: " (exploration), as in :data:`REASON_PREFIX`.
+    """
     prefix = (
-        pl.when(pl.col("explored")).then(pl.lit("something different: "))
-        .when(pl.col("track") == "onboarding").then(pl.lit("welcome offer: "))
-        .when(pl.col("track") == "winback").then(pl.lit("we miss you: "))
+        pl.when(pl.col("explored")).then(pl.lit(REASON_PREFIX["explore"]))
+        .when(pl.col("track") == "onboarding").then(pl.lit(REASON_PREFIX["onboarding"]))
+        .when(pl.col("track") == "winback").then(pl.lit(REASON_PREFIX["winback"]))
         .otherwise(pl.lit(""))
     )  # fmt: skip
-    return pl.concat_str(prefix, core).alias("reason")
+    return pl.concat_str(prefix, reason_core()).alias("reason")

@@ -1,0 +1,109 @@
+"""The online path: one member's decision from a Plan equals the engine's on that member alone."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+
+from nbo.decisioning.engine import DECISION_COLUMNS, OfferStats, decide_prepared, exploration_odds
+from nbo.decisioning.online import Contacts, Plan, as_frame, decide_member
+from nbo.decisioning.policy import Policy
+from nbo.decisioning.prepare import plan_static
+from tests.decisioning.club import AT, Instance, candidate, candidates_frame, instances, member
+from tests.decisioning.club import members_frame as members_of
+
+
+def _without_budgets(policy: Policy) -> Policy:
+    campaigns = {
+        cid: rules.model_copy(
+            update={"max_redemptions": None, "max_cost": None, "max_audience": None}
+        )
+        for cid, rules in policy.campaigns.items()
+    }
+    return policy.model_copy(update={"campaigns": campaigns})
+
+
+def _contacts(instance: Instance, member_id: int) -> Contacts:
+    if instance.contacts is None:
+        return Contacts.none()
+    sent = instance.contacts.sent.filter(pl.col("member_id") == member_id)
+    events = instance.contacts.offer_events.filter(pl.col("member_id") == member_id)
+    return Contacts(
+        sent=list(sent.select("offer_id", "channel", "decided_at").iter_rows()),
+        offer_events={
+            o: (int(ignored), bool(redeemed))
+            for o, ignored, redeemed in events.select("offer_id", "ignored", "redeemed").iter_rows()
+        },
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_one_member_from_the_plan_decides_as_the_engine(instance: Instance) -> None:
+    policy = _without_budgets(instance.policy)
+    static = plan_static(
+        instance.candidates, instance.members, policy, at=AT, channel=instance.channel
+    ).collect()
+    odds = exploration_odds(static, OfferStats.empty(), policy)  # once per plan, as a service
+    plan = Plan.build(static, day=AT.date(), channel=instance.channel, odds=odds)
+    for member_id in static["member_id"].unique().sort():
+        run_id = f"r{member_id}"
+        engine = decide_prepared(
+            static.filter(pl.col("member_id") == member_id),
+            policy,
+            at=AT,
+            channel=instance.channel,
+            contacts=instance.contacts,
+            run_id=run_id,
+            closed_campaigns=instance.closed_campaigns,
+            odds=odds,
+        ).decisions
+        online = decide_member(
+            plan,
+            member_id,
+            policy,
+            at=AT,
+            contacts=_contacts(instance, member_id),
+            rng=np.random.default_rng([policy.seed, zlib.crc32(run_id.encode())]),
+            model_version="unknown",
+            decision_prefix=run_id,
+            closed_campaigns=instance.closed_campaigns,
+        )
+        frame = as_frame(online, engine.schema)
+        assert frame.columns == list(DECISION_COLUMNS)
+        assert frame.equals(engine), f"{instance!r}\nonline=\n{frame}\nengine=\n{engine}"
+
+
+def test_a_member_the_plan_does_not_know_gets_nothing_from_it() -> None:
+    static = plan_static(
+        candidates_frame([candidate(1, "a")]), members_of([member(1)]), Policy(), at=AT,
+        channel="email",
+    ).collect()  # fmt: skip
+    plan = Plan.build(static, day=AT.date(), channel="email")
+    assert plan.rows_of(1) == slice(0, 1)
+    assert plan.rows_of(2).stop == 0
+    decided = decide_member(
+        plan, 2, Policy(), at=AT, contacts=Contacts.none(), rng=np.random.default_rng(0),
+        model_version="v", decision_prefix="x",
+    )  # fmt: skip
+    assert decided == []
+
+
+def test_the_frequency_cap_counts_what_was_sent_in_the_period() -> None:
+    rows = [candidate(1, o, category=f"c{o}") for o in "abcde"]
+    policy = Policy()
+    static = plan_static(
+        candidates_frame(rows), members_of([member(1)]), policy, at=AT, channel="email"
+    ).collect()
+    plan = Plan.build(static, day=AT.date(), channel="email")
+    cap = policy.contact.max_offers["email"]
+    sent = [("z", "email", AT - timedelta(days=1))] * (cap - 1)
+    decided = decide_member(
+        plan, 1, policy, at=AT, contacts=Contacts(sent, {}), rng=np.random.default_rng(0),
+        model_version="v", decision_prefix="x",
+    )  # fmt: skip
+    assert len(decided) == 1
