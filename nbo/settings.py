@@ -6,13 +6,19 @@ set environment variables first (and ``get_settings.cache_clear()`` between them
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["ROLES", "Role", "Settings", "get_settings"]
+
+Role = Literal["reader", "writer", "admin"]
+ROLES: tuple[Role, ...] = ("reader", "writer", "admin")
+"""API roles, each allowed what the ones before it are: read offers < post events < reload."""
 
 
 def _default_database_url() -> str:
@@ -34,6 +40,53 @@ class Settings(BaseSettings):
     Default: SQLite file ``nbo.db`` in the working directory. PostgreSQL as
     ``postgresql://user:password@host:5432/dbname`` (run through psycopg 3).
     """
+
+    # -- serving (``nbo serve``) -------------------------------------------------------------
+    api_keys: dict[str, Role] = Field(default_factory=dict)
+    """API keys and their roles, as JSON: ``{"<key>": "reader" | "writer" | "admin"}``.
+
+    Sent in the ``X-API-Key`` header. With no keys the service does not start.
+    """
+
+    data_dir: Path = Path("data/completejourney")
+    """The club dataset the service decides from (``nbo data import`` output)."""
+
+    model_uri: str = "models:/nbo@champion"
+    """The model served to the champion arm (a registry URI, ``runs:/…`` or a bundle path)."""
+
+    challenger_uri: str = "models:/nbo@challenger"
+    """The model served to the challenger arm (used only when ``challenger_share`` > 0)."""
+
+    challenger_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Share of members (sticky by a hash of member_id) served by the challenger."""
+
+    holdout_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Share of members (sticky, persistent) in the holdout group: they get no offers."""
+
+    experiment_salt: str = "nbo"
+    """Salt of the arm hash; changing it reshuffles the arms (do not, mid-experiment)."""
+
+    policy_file: Path | None = None
+    """Decision policy YAML (default policy if unset)."""
+
+    today: date | None = None
+    """The service's today (``YYYY-MM-DD``) when requests give no ``at``; unset: the real date.
+    A replayed dataset such as Complete Journey sets the day its model was trained for."""
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Request bodies above this size are refused with 413."""
+
+    budget_refresh_seconds: float = Field(default=5.0, gt=0)
+    """How often each worker re-reads campaign budget usage from the history store."""
+
+    reload_file: Path | None = None
+    """A file whose change makes every worker reload its models (``nbo serve`` sets it)."""
+
+    @model_validator(mode="after")
+    def _arms_fit(self) -> Settings:
+        if self.challenger_share + self.holdout_share > 1.0:
+            raise ValueError("challenger_share + holdout_share must be at most 1")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,13 @@ def _conform_one(index: int, event: Mapping[str, Any], received_at: datetime) ->
     ts = event.get("ts")
     if not isinstance(ts, datetime):
         raise _fail(index, "ts", f"must be a datetime, got {ts!r}")
+    amount = event.get("amount")
+    if amount is not None:
+        if isinstance(amount, bool) or not isinstance(amount, int | float):
+            raise _fail(index, "amount", f"must be a number or missing, got {amount!r}")
+        if not math.isfinite(amount):
+            raise _fail(index, "amount", f"must be finite, got {amount!r}")
+        amount = float(amount)
     return {
         "event_id": event["event_id"],
         "event_type": event_type,
@@ -70,6 +78,7 @@ def _conform_one(index: int, event: Mapping[str, Any], received_at: datetime) ->
         "channel": event.get("channel"),
         "ts": to_naive_utc(ts),
         "received_at": received_at,
+        "amount": amount,
     }
 
 

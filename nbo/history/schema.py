@@ -25,12 +25,14 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "ARMS",
     "DECISION_COLUMNS",
     "DECISION_SCHEMA",
     "EVENT_COLUMNS",
     "EVENT_SCHEMA",
     "EVENT_TYPES",
     "REQUIRED_DECISION_COLUMNS",
+    "assignments",
     "decisions",
     "events",
     "metadata",
@@ -83,12 +85,24 @@ events = Table(
     Column("channel", String, nullable=True),
     Column("ts", DateTime, nullable=False),
     Column("received_at", DateTime, nullable=False),
+    Column("amount", Float, nullable=True),
     CheckConstraint(
         "event_type IN ({})".format(", ".join(f"'{t}'" for t in EVENT_TYPES)),
         name="event_type",
     ),
     Index(None, "member_id", "offer_id", "ts"),
 )
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("member_id", BigInteger, primary_key=True),
+    Column("arm", String(16), nullable=False),
+    Column("assigned_at", DateTime, nullable=False),
+)
+"""The experiment arm each member was first served in (champion, challenger or holdout)."""
+
+ARMS = ("champion", "challenger", "holdout")
 
 DECISION_SCHEMA = pl.Schema(
     {
@@ -123,6 +137,7 @@ EVENT_SCHEMA = pl.Schema(
         "channel": pl.String(),
         "ts": pl.Datetime("us"),
         "received_at": pl.Datetime("us"),
+        "amount": pl.Float64(),
     }
 )
 """Polars types of the ``events`` columns, in table order."""

@@ -10,12 +10,14 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Select, select
 
+from nbo.decisioning.online import Contacts
 from nbo.errors import HistoryError
 from nbo.history.contact import ContactState, read_contact_state
 from nbo.history.decisions import conform_decisions, insert_decisions
 from nbo.history.engine import make_engine, normalise_url, utc_now
 from nbo.history.events import EventReceipt, conform_events, insert_events
 from nbo.history.migrate import upgrade
+from nbo.history.online import campaign_usage, insert_online, member_contacts
 from nbo.history.schema import DECISION_SCHEMA, EVENT_SCHEMA, decisions, events
 from nbo.settings import get_settings
 
@@ -97,6 +99,35 @@ class InteractionStore:
         """What was sent to and done by ``member_ids`` (all if None) strictly before ``at``."""
         with self._reader.connect() as connection:
             return read_contact_state(connection, at, member_ids, lookback_days)
+
+    def member_contacts(
+        self, member_ids: Sequence[int], *, at: datetime, sent_before: datetime
+    ) -> dict[int, Contacts]:
+        """Plain-row contact history of a few members (the online path, ``nbo.history.online``)."""
+        with self._reader.connect() as connection:
+            return member_contacts(connection, member_ids, at=at, sent_before=sent_before)
+
+    def record_online(
+        self,
+        decision_rows: Sequence[dict[str, Any]],
+        assignment_rows: Sequence[dict[str, Any]] = (),
+    ) -> int:
+        """Store online decisions (rows of the ``decisions`` table) and arm assignments in one
+        transaction, skipping ids already stored; returns how many decisions were new."""
+        with self.engine.begin() as connection:
+            return insert_online(connection, decision_rows, assignment_rows)
+
+    def campaign_usage(
+        self, campaign_ids: Sequence[str], since: datetime, until: datetime
+    ) -> dict[str, tuple[float, float, int]]:
+        """Per campaign, (expected redemptions, expected cost, members) decided in a window."""
+        with self._reader.connect() as connection:
+            return campaign_usage(connection, campaign_ids, since, until)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self._reader.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
 
     def decisions_for(self, member_id: int) -> pl.DataFrame:
         """Every decision made for one member, oldest first."""
