@@ -1,0 +1,108 @@
+"""The FastAPI offer service: ``create_app()`` (``nbo serve`` runs it under uvicorn)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from nbo import __version__
+from nbo.errors import NboError
+from nbo.serving.metrics import MODEL
+from nbo.serving.middleware import BodyLimit, RouteTimer
+from nbo.serving.routes import catalog, events, offers, ops
+from nbo.serving.state import OfferService
+from nbo.settings import Settings
+
+__all__ = ["MIGRATED_ENV", "create_app"]
+
+log = logging.getLogger("nbo.serving")
+MIGRATED_ENV = "NBO_SERVE_MIGRATED"  # set by `nbo serve`: the parent migrated the database
+
+
+def _show_models(service: OfferService) -> None:
+    MODEL.clear()
+    for arm, state in service.models.items():
+        MODEL.labels(arm, state.uri, state.version).set(1)
+
+
+async def _watch_reload_file(app: FastAPI, service: OfferService) -> None:
+    path = app.state.settings.reload_file
+    while path is not None:
+        await asyncio.sleep(1.0)
+        try:
+            wanted = path.read_text().strip()
+        except OSError:
+            continue
+        if wanted and wanted != service.models["champion"].uri:
+            log.info("reloading %s (another worker switched to it)", wanted)
+            await run_in_threadpool(service.reload, wanted)
+            _show_models(service)
+
+
+async def _refresh_budgets(service: OfferService) -> None:
+    while True:
+        await asyncio.sleep(service.settings.budget_refresh_seconds)
+        try:
+            await run_in_threadpool(service.refresh_budgets, service.today())
+        except Exception:  # a database hiccup must not stop the loop; readyz reports it
+            log.exception("budget refresh failed")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    service = OfferService(settings, migrate=os.environ.get(MIGRATED_ENV) != "1")
+    try:
+        await run_in_threadpool(service.load)
+        await run_in_threadpool(service.refresh_budgets, service.today())
+        _show_models(service)
+        app.state.service = service
+        tasks = [
+            asyncio.create_task(_watch_reload_file(app, service)),
+            asyncio.create_task(_refresh_budgets(service)),
+        ]
+        yield
+    finally:
+        app.state.service = None
+        for task in locals().get("tasks", []):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        service.close()
+
+
+async def _bad_input(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.error("history database error: %s", exc)
+    return JSONResponse({"detail": "the interaction history database is unavailable"}, 503)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; ``settings`` default to the ``NBO_*`` environment."""
+    app = FastAPI(
+        title="nbo offer service",
+        version=__version__,
+        description="Next-best offers for loyalty club members: decisions, feedback, models.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or Settings()
+    app.state.service = None
+    for router in (offers.router, catalog.router, events.router, ops.router):
+        app.include_router(router)
+    app.add_exception_handler(NboError, _bad_input)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_middleware(RouteTimer)
+    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
+    return app

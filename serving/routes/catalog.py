@@ -1,0 +1,83 @@
+"""What is active: offers and campaigns on a day, and members' product recommendations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from nbo.serving.deps import ServiceDep, require
+from nbo.serving.plans import MAX_RECOMMENDATIONS
+from nbo.serving.routes.offers import ERRORS, AtQuery, MemberPath, day_plans_for
+from nbo.serving.schemas import (
+    Campaign,
+    CampaignList,
+    OfferInfo,
+    OfferList,
+    Recommendation,
+    RecommendationsResponse,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["catalogue"], dependencies=[Depends(require("reader"))])
+
+
+@router.get("/offers", response_model=OfferList, responses=ERRORS)
+async def list_offers(service: ServiceDep, at: AtQuery = None) -> OfferList:
+    """Offers valid at ``at`` (their campaign's window holds the day)."""
+    when = service.resolve_at(at)
+    _, days = await day_plans_for(service, when)
+    info = days["champion"].offer_info.values()
+    return OfferList(at=when, offers=[OfferInfo.model_validate(row) for row in info])
+
+
+@router.get("/campaigns", response_model=CampaignList, responses=ERRORS)
+async def list_campaigns(service: ServiceDep, at: AtQuery = None) -> CampaignList:
+    """Campaigns running at ``at``."""
+    when = service.resolve_at(at)
+    _, days = await day_plans_for(service, when)
+    rows = days["champion"].campaigns.iter_rows(named=True)
+    return CampaignList(
+        at=when,
+        campaigns=[
+            Campaign(
+                campaign_id=r["campaign_id"],
+                campaign_type=r.get("campaign_type"),
+                name=r.get("name"),
+                start_date=r["start_date"],
+                end_date=r["end_date"],
+                targeted=bool(r["targeted"]),
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.get(
+    "/members/{member_id}/recommendations",
+    response_model=RecommendationsResponse,
+    responses=ERRORS,
+    tags=["offers"],
+)
+async def recommendations(
+    member_id: MemberPath,
+    service: ServiceDep,
+    at: AtQuery = None,
+    k: Annotated[int, Query(ge=1, le=MAX_RECOMMENDATIONS)] = 10,
+) -> RecommendationsResponse:
+    """The products the member is likely to buy next, with a reason each."""
+    when = service.resolve_at(at)
+    models, days = await day_plans_for(service, when)
+    arm = service.arm(member_id)
+    day = days.get(arm, days["champion"])
+    rows = day.recommendations.get(member_id)
+    cold = rows is None or any(bool(r["cold_start"]) for r in rows)
+    chosen = (rows if rows is not None else day.cold_recommendations)[:k]
+    return RecommendationsResponse(
+        member_id=member_id,
+        at=when,
+        cold_start=cold,
+        model_version=models.get(arm, models["champion"]).version,
+        products=[Recommendation.model_validate(r) for r in chosen],
+    )

@@ -1,0 +1,29 @@
+"""Feedback: exposure, click, redemption and dismissal events (``writer`` role)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from nbo.serving.deps import ServiceDep, require
+from nbo.serving.metrics import EVENTS
+from nbo.serving.routes.offers import ERRORS
+from nbo.serving.schemas import EventsAck, EventsRequest, Problem
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(require("writer"))])
+
+
+@router.post("/events", response_model=EventsAck, responses=ERRORS | {413: {"model": Problem}})
+def post_events(body: EventsRequest, service: ServiceDep) -> EventsAck:
+    """Record 1 to 10,000 events; idempotent on ``event_id``.
+
+    The answer comes only after the events are committed durably: a 2xx means stored. Resending
+    a batch after a timeout is safe (known ids count as duplicates).
+    """
+    rows = [event.model_dump() for event in body.events]
+    receipt = service.store.record_events(rows)
+    if receipt.inserted:
+        for event in body.events:
+            EVENTS.labels(event.event_type).inc()
+    return EventsAck(inserted=receipt.inserted, duplicates=receipt.duplicates)

@@ -1,0 +1,139 @@
+"""Decisions: one member's offers, or a batch of members' (``reader`` role)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
+
+from nbo.serving.deps import ServiceDep, require
+from nbo.serving.metrics import DECISIONS
+from nbo.serving.plans import DayPlans
+from nbo.serving.schemas import (
+    BatchOffersRequest,
+    BatchOffersResponse,
+    MemberOffersResponse,
+    Problem,
+)
+from nbo.serving.state import MemberOffers, ModelState, OfferService
+
+__all__ = ["day_plans_for", "router"]
+
+router = APIRouter(prefix="/v1", tags=["offers"], dependencies=[Depends(require("reader"))])
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem},
+    503: {"model": Problem},
+}  # fmt: skip
+MemberPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="the club's member id")]
+AtQuery = Annotated[
+    datetime | None, Query(description="decision time (ISO 8601); default: the service's now")
+]
+
+
+async def day_plans_for(
+    service: OfferService, when: datetime
+) -> tuple[dict[str, ModelState], dict[str, DayPlans]]:
+    """The models served now and each one's plans for ``when``'s day (built if new)."""
+    models = service.models
+    days: dict[str, DayPlans] = {}
+    for arm, state in models.items():
+        service.check_at(state, when)
+        day = service.cached(state, when.date())
+        if day is None:
+            day = await run_in_threadpool(service.day_plans, state, when.date())
+        days[arm] = day
+    return models, days
+
+
+def _response(answer: MemberOffers, when: datetime, channel: str) -> MemberOffersResponse:
+    info = answer.day.offer_info if answer.day is not None else {}
+    offers = []
+    for d in answer.decisions:
+        meta = info.get(d.offer_id, {})
+        offers.append(
+            {
+                "decision_id": d.decision_id,
+                "rank": d.rank,
+                "offer_id": d.offer_id,
+                "campaign_id": d.campaign_id,
+                "campaign_type": meta.get("campaign_type"),
+                "category": meta.get("category"),
+                "product": meta.get("product"),
+                "valid_from": meta.get("valid_from"),
+                "valid_until": meta.get("valid_until"),
+                "p_redeem": d.p_redeem,
+                "expected_value": d.expected_value,
+                "expected_cost": d.expected_cost,
+                "send_at": d.send_at,
+                "reason": d.reason,
+                "track": d.track,
+                "explored": d.explored,
+                "propensity": d.propensity,
+            }
+        )
+    return MemberOffersResponse.model_validate(
+        {
+            "member_id": answer.member_id,
+            "at": when,
+            "channel": channel,
+            "arm": answer.arm,
+            "cold_start": answer.cold_start,
+            "model_version": answer.model.version,
+            "offers": offers,
+        }
+    )
+
+
+async def _decide(
+    service: OfferService,
+    member_ids: list[int],
+    at: datetime | None,
+    channel: str,
+    limit: int | None,
+    *,
+    in_thread: bool,
+) -> tuple[datetime, list[MemberOffers]]:
+    when = service.resolve_at(at)
+    service.policy.check_channel(channel)
+    models, days = await day_plans_for(service, when)
+    args = (member_ids, when, channel, limit, days, models)
+    answers = await run_in_threadpool(service.decide, *args) if in_thread else service.decide(*args)
+    await asyncio.wrap_future(service.record(answers, when))
+    for answer in answers:
+        for d in answer.decisions:
+            DECISIONS.labels(d.offer_id, answer.arm).inc()
+    return when, answers
+
+
+@router.get("/members/{member_id}/offers", response_model=MemberOffersResponse, responses=ERRORS)
+async def member_offers(
+    member_id: MemberPath,
+    service: ServiceDep,
+    at: AtQuery = None,
+    channel: Annotated[str, Query(max_length=32, description="a channel of the policy")] = "email",
+    limit: Annotated[int | None, Query(ge=1, le=50, description="at most this many")] = None,
+) -> Response:
+    """The member's ranked offers now (or at ``at``), each recorded in the history.
+
+    Asking again on the same day gives the same answer (and records nothing twice) unless an
+    event — a redemption, a dismissal, an exposure — changed what the contact policy allows.
+    """
+    # one member's decision costs well under a millisecond: no thread hop
+    when, answers = await _decide(service, [member_id], at, channel, limit, in_thread=False)
+    body = _response(answers[0], when, channel).model_dump_json()
+    return Response(body, media_type="application/json")
+
+
+@router.post("/offers/batch", response_model=BatchOffersResponse, responses=ERRORS)
+async def batch_offers(body: BatchOffersRequest, service: ServiceDep) -> Response:
+    """The same for up to 1,000 members in one call (results in request order)."""
+    when, answers = await _decide(
+        service, body.member_ids, body.at, body.channel, body.limit, in_thread=True
+    )
+    results = [_response(a, when, body.channel) for a in answers]
+    return Response(
+        BatchOffersResponse(results=results).model_dump_json(), media_type="application/json"
+    )

@@ -1,0 +1,163 @@
+"""Request and response bodies of the offer service (pydantic; they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BatchOffersRequest",
+    "BatchOffersResponse",
+    "Campaign",
+    "CampaignList",
+    "EventIn",
+    "EventsAck",
+    "EventsRequest",
+    "MemberOffersResponse",
+    "OfferDecision",
+    "OfferInfo",
+    "OfferList",
+    "Problem",
+    "Recommendation",
+    "RecommendationsResponse",
+    "ReloadResponse",
+]
+
+MemberId = Annotated[int, Field(ge=0, le=2**63 - 1, description="the club's member id")]
+MAX_BATCH_MEMBERS = 1_000
+MAX_EVENTS = 10_000
+EventType = Literal["exposure", "click", "redemption", "dismissal"]  # = EVENT_TYPES
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class OfferDecision(_Out):
+    """One decided offer: what to send, when, why, and what it is expected to earn."""
+
+    decision_id: str = Field(description="quote it in events about this offer")
+    rank: int
+    offer_id: str
+    campaign_id: str
+    campaign_type: str | None
+    category: str | None
+    product: str | None = Field(description="the offer's main product group")
+    valid_from: date
+    valid_until: date
+    p_redeem: float = Field(description="probability the member redeems it")
+    expected_value: float = Field(description="p_redeem × value − expected cost (money)")
+    expected_cost: float
+    send_at: datetime = Field(description="the member's predicted next visit window")
+    reason: str
+    track: str = Field(description="default, onboarding, winback or explore")
+    explored: bool
+    propensity: float = Field(description="probability this policy chose this offer")
+
+
+class MemberOffersResponse(_Out):
+    member_id: int
+    at: datetime
+    channel: str
+    arm: Literal["champion", "challenger", "holdout"]
+    cold_start: bool = Field(description="the member has too little history; popular offers")
+    model_version: str
+    offers: list[OfferDecision]
+
+
+class BatchOffersRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member_ids: list[MemberId] = Field(min_length=1, max_length=MAX_BATCH_MEMBERS)
+    at: datetime | None = None
+    channel: str = "email"
+    limit: int | None = Field(default=None, ge=1, le=50)
+
+
+class BatchOffersResponse(_Out):
+    results: list[MemberOffersResponse]
+
+
+class Recommendation(_Out):
+    rank: int
+    product_id: int
+    score: float
+    reason: str
+
+
+class RecommendationsResponse(_Out):
+    member_id: int
+    at: datetime
+    cold_start: bool
+    model_version: str
+    products: list[Recommendation]
+
+
+class EventIn(BaseModel):
+    """What happened to an offer: shown, clicked, redeemed or dismissed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(min_length=1, max_length=64, description="unique; resending is safe")
+    event_type: EventType
+    member_id: MemberId
+    offer_id: str = Field(min_length=1, max_length=200)
+    ts: datetime
+    decision_id: str | None = Field(default=None, max_length=64)
+    channel: str | None = Field(default=None, max_length=32)
+    amount: float | None = Field(
+        default=None, allow_inf_nan=False, description="money: the discount paid on a redemption"
+    )
+
+
+class EventsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventsAck(_Out):
+    """Sent only after the events are durably committed."""
+
+    inserted: int
+    duplicates: int
+
+
+class OfferInfo(_Out):
+    offer_id: str
+    campaign_id: str
+    campaign_type: str | None
+    category: str | None
+    product: str | None
+    valid_from: date
+    valid_until: date
+    targeted: bool
+
+
+class OfferList(_Out):
+    at: datetime
+    offers: list[OfferInfo]
+
+
+class Campaign(_Out):
+    campaign_id: str
+    campaign_type: str | None
+    name: str | None
+    start_date: date
+    end_date: date
+    targeted: bool
+
+
+class CampaignList(_Out):
+    at: datetime
+    campaigns: list[Campaign]
+
+
+class ReloadResponse(_Out):
+    models: dict[str, str] = Field(description="arm → the model URI now served")
+
+
+class Problem(_Out):
+    detail: str
