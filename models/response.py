@@ -14,6 +14,7 @@ undone on the odds so ``p_redeem`` is calibrated for the club.
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, datetime, timedelta
 from math import ceil
 
@@ -24,7 +25,7 @@ from sklearn.exceptions import NotFittedError
 
 from nbo.data.io import ClubData
 from nbo.features.history import History, as_datetime
-from nbo.features.offers import FEATURES, response_features
+from nbo.features.offers import FEATURES, offer_table, response_features
 
 __all__ = ["OfferResponse", "audience_pairs", "campaign_members", "offer_pairs", "training_pairs"]
 
@@ -183,6 +184,17 @@ def _sample_pairs(
     return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
 
 
+def _member_batches(ordered: pl.DataFrame, size: int) -> list[pl.DataFrame]:
+    """Slices of about ``size`` rows of member-sorted ``ordered``, never splitting a member."""
+    if ordered.height == 0:
+        return []
+    member = ordered["member_id"].to_numpy()
+    starts = np.r_[0, np.flatnonzero(member[1:] != member[:-1]) + 1]  # first row of each member
+    cuts = starts[np.searchsorted(starts, np.arange(size, ordered.height, size))]
+    bounds = np.unique(np.r_[0, cuts, ordered.height])
+    return [ordered.slice(a, b - a) for a, b in itertools.pairwise(bounds.tolist())]
+
+
 class OfferResponse:
     """P(member redeems an offer), learned from the club's past campaigns.
 
@@ -201,7 +213,8 @@ class OfferResponse:
     min_history_days
         Skip campaigns that start this soon after the first receipt in the data.
     batch_size
-        Pairs scored per feature pass in :meth:`predict_proba` (bounds memory).
+        Pairs scored per feature pass in :meth:`predict_proba` (bounds memory; a batch holds
+        whole members).
     random_state
         Seed for the pair sample and the model.
     """
@@ -290,11 +303,23 @@ class OfferResponse:
         self.train_campaigns_: list[str] = sorted(pairs["campaign_id"].unique().to_list())
         return self
 
-    def predict_proba(self, history: History, pairs: pl.DataFrame) -> pl.DataFrame:
+    def predict_proba(
+        self,
+        history: History,
+        pairs: pl.DataFrame,
+        *,
+        receipts: pl.LazyFrame | None = None,
+        offers: pl.LazyFrame | None = None,
+    ) -> pl.DataFrame:
         """p_redeem of each (member_id, offer_id) in ``pairs``, features as of ``history``.
 
         Returns member_id, offer_id, p_redeem in input order. Members unknown to the club get
         cold-start features (zeros); offers unknown to the club raise a ``ValueError``.
+        Pairs are scored in batches of ``batch_size`` whole members (in member order), each
+        reading only its members' receipts; ``receipts`` (every line of
+        ``history.transactions`` of the pairs' members, read once) and ``offers``
+        (:func:`~nbo.features.offers.offer_table`) let a caller that scores a big club chunk
+        by chunk read the club once.
         """
         if not hasattr(self, "model_"):
             raise NotFittedError("OfferResponse is not fitted yet; call fit(history) first")
@@ -307,16 +332,24 @@ class OfferResponse:
         if unknown.len():
             shown = ", ".join(sorted(unknown.cast(pl.String).fill_null("<null>").to_list())[:10])
             raise ValueError(f"{unknown.len()} offer id(s) not in the club's offers: {shown}")
-        sample_p = [
-            self.model_.predict_proba(
-                self._matrix(response_features(history, batch.lazy()).collect())
-            )[:, 1]
-            for batch in keyed.iter_slices(self.batch_size)
-        ]
-        odds = np.concatenate(sample_p) if sample_p else np.empty(0)
-        with np.errstate(divide="ignore"):
-            odds = odds / (1.0 - odds) * self.odds_scale_
-        p_redeem = np.where(np.isinf(odds), 1.0, odds / (1.0 + odds))
+        if offers is None and keyed.height:
+            offers = offer_table(history, keyed.select("offer_id").unique().lazy()).collect().lazy()
+        # Member order, so a batch's features read its own members' receipts only (and, on
+        # data stored by member, only their part of the files).
+        ordered = keyed.with_row_index("_row").sort("member_id", "_row")
+        p_redeem = np.empty(keyed.height)
+        for batch in _member_batches(ordered, self.batch_size):
+            lo, hi = batch["member_id"].min(), batch["member_id"].max()
+            lines = receipts
+            if lines is None:
+                lines = history.transactions.filter(pl.col("member_id").is_between(lo, hi))
+            features = response_features(
+                history, batch.select(_KEYS).lazy(), receipts=lines, offers=offers
+            ).collect()
+            sample_p = self.model_.predict_proba(self._matrix(features))[:, 1]
+            with np.errstate(divide="ignore"):
+                odds = sample_p / (1.0 - sample_p) * self.odds_scale_
+            p_redeem[batch["_row"].to_numpy()] = np.where(np.isinf(odds), 1.0, odds / (1.0 + odds))
         return keyed.with_columns(p_redeem=pl.Series(p_redeem, dtype=pl.Float64))
 
     def _matrix(self, features: pl.DataFrame) -> np.ndarray:

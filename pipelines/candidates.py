@@ -17,10 +17,17 @@ tables, like a campaign planned for next week).
   ``coupon_disc`` where the receipts carry them, else the policy's defaults).
 * **Members**: baskets, yearly value (margin × last 52 weeks' spend) and the visit-timing
   forecast (lapsing, next visit, usual hour).
+
+A big club is done in chunks of members (:func:`candidate_chunks`): what depends on the whole
+club (the offers' economics, popularity and features) is computed once in :class:`OfferContext`,
+then each chunk reads its own members' receipt lines once and derives its pairs, features,
+scores and purchase statistics from them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -29,12 +36,24 @@ from nbo.data.io import ClubData
 from nbo.decisioning.policy import Policy
 from nbo.errors import NboError
 from nbo.features.history import History
-from nbo.models.response import OfferResponse, campaign_members
+from nbo.features.offers import offer_table
+from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
 
-__all__ = ["active_offers", "build_candidates", "build_members"]
+__all__ = [
+    "MEMBERS_PER_CHUNK",
+    "OfferContext",
+    "active_offers",
+    "build_candidates",
+    "build_members",
+    "candidate_chunks",
+    "member_chunks",
+]
 
 YEAR = timedelta(days=364)
+MEMBERS_PER_CHUNK = 100_000
+_MIN_ID, _MAX_ID = -(2**63), 2**63 - 1
+_LINE_COLUMNS = ("member_id", "basket_id", "product_id", "ts", "sales_value", "coupon_disc")
 
 
 def active_offers(club: ClubData, at: datetime, campaign: str | None = None) -> pl.DataFrame:
@@ -66,17 +85,25 @@ def active_offers(club: ClubData, at: datetime, campaign: str | None = None) -> 
     )  # fmt: skip
 
 
-def _offer_lines(history: History, offers: pl.DataFrame) -> pl.LazyFrame:
-    """The last year's receipt lines of the active offers' products, one row per (line, offer)."""
-    products = history.club.offer_products.join(offers.lazy().select("offer_id"), on="offer_id")
-    lines = history.transactions.filter(pl.col("ts") >= history.as_of - YEAR)
-    return lines.join(products, on="product_id")
+def _offer_products(club: ClubData, offers: pl.DataFrame) -> pl.DataFrame:
+    return club.offer_products.join(offers.lazy().select("offer_id"), on="offer_id").collect()
 
 
-def _economics(history: History, offers: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+def _offer_lines(history: History, products: pl.DataFrame) -> pl.LazyFrame:
+    """The last year's receipt lines of the offers' ``products``, one row per (line, offer)."""
+    lines = history.transactions.filter(
+        (pl.col("ts") >= history.as_of - YEAR)
+        & pl.col("product_id").is_in(products["product_id"].unique().implode())
+    )
+    return lines.join(products.lazy(), on="product_id")
+
+
+def _economics(
+    history: History, offers: pl.DataFrame, products: pl.DataFrame, policy: Policy
+) -> pl.DataFrame:
     """Per offer: typical basket spend on its products and the club's cost per redemption."""
     economics = policy.economics
-    lines = _offer_lines(history, offers)
+    lines = _offer_lines(history, products)
     schema = history.club.transactions.collect_schema()
     has_coupons = "coupon_disc" in schema
     spend = (
@@ -122,10 +149,136 @@ def _economics(history: History, offers: pl.DataFrame, policy: Policy) -> pl.Dat
     )
 
 
-def _member_offer_stats(history: History, offers: pl.DataFrame) -> pl.LazyFrame:
+@dataclass(frozen=True)
+class OfferContext:
+    """What every chunk of members needs about the active offers, computed once per run."""
+
+    offers: pl.DataFrame  # active_offers(...)
+    products: pl.DataFrame  # offer_id, product_id
+    subcategories: pl.DataFrame  # offer_id, subcategory
+    popular: pl.DataFrame  # offer_id of the most-bought offers
+    economics: pl.DataFrame  # offer_id, club_spend, cost
+    features: pl.DataFrame  # offer_table(...) of the offers
+    audience: pl.DataFrame  # campaign_id, member_id of the offers' targeted campaigns
+    members: pl.DataFrame  # member_id of history.members, sorted
+
+    @staticmethod
+    def build(
+        history: History, offers: pl.DataFrame, policy: Policy, *, popular_offers: int = 5
+    ) -> OfferContext:
+        club = history.club
+        products = _offer_products(club, offers)
+        subcategories = (
+            products.lazy()
+            .join(club.products.select("product_id", "subcategory"), on="product_id")
+            .select("offer_id", "subcategory")
+            .drop_nulls()
+            .unique()
+            .collect()
+        )
+        popular = (
+            _offer_lines(history, products)
+            .group_by("offer_id")
+            .agg(buyers=pl.col("member_id").n_unique())
+            .sort(["buyers", "offer_id"], descending=[True, False])
+            .head(popular_offers)
+            .select("offer_id")
+            .collect()
+        )
+        targeted = offers.filter(pl.col("targeted")).select("campaign_id").unique()
+        audience = (
+            club.campaign_audience.join(targeted.lazy(), on="campaign_id", how="semi")
+            .select("campaign_id", "member_id")
+            .collect()
+        )
+        return OfferContext(
+            offers=offers,
+            products=products,
+            subcategories=subcategories,
+            popular=popular,
+            economics=_economics(history, offers, products, policy),
+            features=offer_table(history, offers.lazy().select("offer_id")).collect(),
+            audience=audience,
+            members=history.members.select("member_id").sort("member_id").collect(),
+        )
+
+
+def member_chunks(members: pl.DataFrame, size: int = MEMBERS_PER_CHUNK) -> list[tuple[int, int]]:
+    """Consecutive member_id ranges (first, last) with at most ``size`` of sorted ``members`` each.
+
+    The ranges cover every possible id (an audience member who is not in ``members`` still
+    falls in exactly one), and there is always at least one.
+    """
+    ids = members["member_id"]
+    starts = [int(ids[k]) for k in range(size, ids.len(), size)]
+    firsts = [_MIN_ID, *starts]
+    lasts = [*(start - 1 for start in starts), _MAX_ID]
+    return list(zip(firsts, lasts, strict=True))
+
+
+def _chunk_lines(history: History, first: int, last: int) -> pl.DataFrame:
+    """Every receipt line of members ``first..last`` before ``as_of`` (read once per chunk)."""
+    return (
+        history.transactions.filter(pl.col("member_id").is_between(first, last))
+        .select(_LINE_COLUMNS)
+        .collect()
+    )
+
+
+def _chunk_pairs(
+    history: History, context: OfferContext, lines: pl.DataFrame, first: int, last: int
+) -> pl.DataFrame:
+    """Eligible (member, offer) pairs of members ``first..last`` (see the module docstring)."""
+    offers = context.offers.select("offer_id", "campaign_id", "targeted")
+    in_chunk = pl.col("member_id").is_between(first, last)
+    members = context.members.filter(in_chunk)
+    audience = context.audience.filter(in_chunk)
+    subcategories = context.subcategories
+    related = (
+        lines.lazy()
+        .filter(pl.col("ts") >= history.as_of - YEAR)
+        .select("member_id", "product_id")
+        .join(history.club.products.select("product_id", "subcategory"), on="product_id")
+        .join(subcategories.lazy().select("subcategory").unique(), on="subcategory", how="semi")
+        .select("member_id", "subcategory")
+        .unique()
+        .join(subcategories.lazy(), on="subcategory")
+        .select("member_id", "offer_id")
+        .unique()
+    )
+    popular = offers.join(context.popular, on="offer_id", how="semi")
+    popular_pairs = pl.concat(
+        [
+            popular.filter(~pl.col("targeted")).join(members, how="cross"),
+            popular.filter(pl.col("targeted")).join(audience, on="campaign_id"),
+        ],
+        how="diagonal",
+    ).select("member_id", "offer_id")
+    wanted = pl.concat([related, popular_pairs.lazy()]).unique()
+    # reach: a targeted campaign's audience, everyone of history.members for the others
+    with_campaign = wanted.join(offers.lazy(), on="offer_id")
+    untargeted = with_campaign.filter(~pl.col("targeted")).join(
+        members.lazy(), on="member_id", how="semi"
+    )
+    targeted = with_campaign.filter(pl.col("targeted")).join(
+        audience.lazy(), on=["campaign_id", "member_id"], how="semi"
+    )
+    return (
+        pl.concat([untargeted, targeted])
+        .select("member_id", "offer_id")
+        .sort("member_id", "offer_id")
+        .collect()
+    )
+
+
+def _member_offer_stats(
+    history: History, context: OfferContext, lines: pl.DataFrame
+) -> pl.LazyFrame:
     """Per (member, offer): baskets with its products, last purchase, usual gap, spend/basket."""
     baskets = (
-        _offer_lines(history, offers)
+        lines.lazy()
+        .filter(pl.col("ts") >= history.as_of - YEAR)
+        .join(context.products.lazy(), on="product_id")
         .group_by("member_id", "offer_id", "basket_id")
         .agg(pl.col("ts").min(), spend=pl.col("sales_value").sum())
     )
@@ -140,42 +293,57 @@ def _member_offer_stats(history: History, offers: pl.DataFrame) -> pl.LazyFrame:
     )
 
 
-def _pairs(history: History, offers: pl.DataFrame, popular_offers: int) -> pl.LazyFrame:
-    """Eligible (member, offer) pairs related to the member's shopping, plus popular offers."""
-    club = history.club
-    campaigns = club.campaigns.join(
-        offers.lazy().select("campaign_id").unique(), on="campaign_id", how="semi"
+def _chunk_candidates(
+    history: History,
+    response: OfferResponse,
+    context: OfferContext,
+    policy: Policy,
+    first: int,
+    last: int,
+) -> pl.DataFrame:
+    lines = _chunk_lines(history, first, last)
+    pairs = _chunk_pairs(history, context, lines, first, last)
+    scored = response.predict_proba(
+        history, pairs, receipts=lines.lazy(), offers=context.features.lazy()
     )
-    reach = campaign_members(campaigns, club.campaign_audience, history.members).join(
-        offers.lazy().select("offer_id", "campaign_id"), on="campaign_id"
-    )
-    subcategories = (
-        club.offer_products.join(offers.lazy().select("offer_id"), on="offer_id")
-        .join(club.products.select("product_id", "subcategory"), on="product_id")
-        .select("offer_id", "subcategory")
-        .drop_nulls()
+    redeemed = (
+        history.redemptions.filter(pl.col("member_id").is_between(first, last))
+        .select("member_id", "offer_id")
         .unique()
+        .collect()
     )
-    bought = (
-        history.transactions.filter(pl.col("ts") >= history.as_of - YEAR)
-        .join(club.products.select("product_id", "subcategory"), on="product_id")
-        .join(subcategories.select("subcategory").unique(), on="subcategory", how="semi")
-        .select("member_id", "subcategory")
-        .unique()
-    )
-    related = bought.join(subcategories, on="subcategory").select("member_id", "offer_id").unique()
-    popular = (
-        _offer_lines(history, offers)
-        .group_by("offer_id")
-        .agg(buyers=pl.col("member_id").n_unique())
-        .sort(["buyers", "offer_id"], descending=[True, False])
-        .head(popular_offers)
-        .select("offer_id")
-    )
-    wanted = pl.concat(
-        [related, reach.join(popular, on="offer_id").select("member_id", "offer_id")]
-    )
-    return reach.join(wanted.unique(), on=["member_id", "offer_id"], how="semi")
+    stats = _member_offer_stats(history, context, lines).collect()
+    del lines
+    margin = policy.economics.margin
+    return (
+        scored.join(context.offers, on="offer_id", how="left")
+        .join(context.economics, on="offer_id", how="left")
+        .join(stats, on=["member_id", "offer_id"], how="left")
+        .join(redeemed.with_columns(redeemed_before=pl.lit(True)), on=["member_id", "offer_id"],
+              how="left")
+        .with_columns(
+            pl.col("bought_baskets").fill_null(0),
+            pl.col("redeemed_before").fill_null(False),
+            in_audience=pl.lit(True),
+            is_new=pl.col("bought_baskets").is_null(),
+            value=margin * pl.coalesce("member_spend", "club_spend"),
+        )
+    )  # fmt: skip
+
+
+def candidate_chunks(
+    history: History,
+    response: OfferResponse,
+    offers: pl.DataFrame,
+    policy: Policy,
+    *,
+    popular_offers: int = 5,
+    members_per_chunk: int = MEMBERS_PER_CHUNK,
+) -> Iterator[pl.DataFrame]:
+    """:func:`build_candidates` one chunk of members at a time (member order)."""
+    context = OfferContext.build(history, offers, policy, popular_offers=popular_offers)
+    for first, last in member_chunks(context.members, members_per_chunk):
+        yield _chunk_candidates(history, response, context, policy, first, last)
 
 
 def build_members(history: History, timing: VisitTiming, policy: Policy) -> pl.DataFrame:
@@ -211,23 +379,7 @@ def build_candidates(
     *,
     popular_offers: int = 5,
 ) -> pl.DataFrame:
-    """Scored (member, offer) candidates in the engine's CANDIDATE_COLUMNS."""
-    pairs = _pairs(history, offers, popular_offers).collect()
-    scored = response.predict_proba(history, pairs.select("member_id", "offer_id"))
-    redeemed = history.redemptions.select("member_id", "offer_id").unique().collect()
-    margin = policy.economics.margin
-    return (
-        scored.join(offers, on="offer_id", how="left")
-        .join(_economics(history, offers, policy), on="offer_id", how="left")
-        .join(_member_offer_stats(history, offers).collect(), on=["member_id", "offer_id"],
-              how="left")
-        .join(redeemed.with_columns(redeemed_before=pl.lit(True)), on=["member_id", "offer_id"],
-              how="left")
-        .with_columns(
-            pl.col("bought_baskets").fill_null(0),
-            pl.col("redeemed_before").fill_null(False),
-            in_audience=pl.lit(True),
-            is_new=pl.col("bought_baskets").is_null(),
-            value=margin * pl.coalesce("member_spend", "club_spend"),
-        )
-    )  # fmt: skip
+    """Scored (member, offer) candidates in the engine's CANDIDATE_COLUMNS, by member and offer."""
+    return pl.concat(
+        candidate_chunks(history, response, offers, policy, popular_offers=popular_offers)
+    )

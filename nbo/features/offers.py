@@ -15,7 +15,10 @@ offer being scored usually belongs to a campaign that has not started yet, and i
 an input, not history. A member with no history gets zeros for every ``m_*`` and ``mo_*`` feature
 (recencies are encoded as ``1 / (1 + weeks since)``, so zero means "never").
 
-Every function returns a LazyFrame; joins are against the pairs, never a loop per pair.
+Every function returns a LazyFrame; joins are against the pairs, never a loop per pair. A batch
+scorer passes ``receipts`` (one chunk of members' receipt lines from ``history.transactions``,
+read once) and a club-wide :func:`offer_table` (computed once per run), so a chunk's features
+cost a pass over its own members' lines, not over the club's.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "member_features",
     "offer_definitions",
     "offer_features",
+    "offer_table",
     "pair_features",
     "response_features",
 ]
@@ -138,9 +142,19 @@ def offer_definitions(club: ClubData) -> pl.LazyFrame:
     )
 
 
-def member_features(history: History, members: pl.LazyFrame) -> pl.LazyFrame:
-    """``m_*`` features of ``members`` (member_id) as of ``history.as_of``; zeros for no history."""
-    receipts = history.transactions.join(members, on="member_id", how="semi")
+def _receipts(history: History, receipts: pl.LazyFrame | None) -> pl.LazyFrame:
+    """The receipt lines to read: ``history.transactions`` or a subset of it read before."""
+    return history.transactions if receipts is None else receipts
+
+
+def member_features(
+    history: History, members: pl.LazyFrame, receipts: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """``m_*`` features of ``members`` (member_id) as of ``history.as_of``; zeros for no history.
+
+    ``receipts``, if given, must hold every line of ``history.transactions`` of these members.
+    """
+    receipts = _receipts(history, receipts).join(members, on="member_id", how="semi")
     recent, half_year = _weeks_before(history, 8), _weeks_before(history, 26)
     coupon = pl.col("coupon_disc") > 0
     shopping = receipts.group_by("member_id").agg(
@@ -205,7 +219,9 @@ _MEMBER_DERIVED = frozenset(
 )
 
 
-def pair_features(history: History, pairs: pl.LazyFrame) -> pl.LazyFrame:
+def pair_features(
+    history: History, pairs: pl.LazyFrame, receipts: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Raw ``mo_*`` counts of distinct (member_id, offer_id) ``pairs``; null where there are none.
 
     Includes ``mo_last_ts`` and the group spends that :func:`response_features` turns into
@@ -214,11 +230,13 @@ def pair_features(history: History, pairs: pl.LazyFrame) -> pl.LazyFrame:
     Product-level counts come from the members' receipt lines joined to the offers' products
     (rows = lines × offers per product); category-level ones from the pairs joined to the
     offers' categories (rows = pairs × categories per offer), so neither grows with the square
-    of the club.
+    of the club. ``receipts`` as in :func:`member_features`.
     """
     club = history.club
     offer_products = club.offer_products.join(pairs.select("offer_id"), on="offer_id", how="semi")
-    receipts = history.transactions.join(pairs.select("member_id"), on="member_id", how="semi")
+    receipts = _receipts(history, receipts).join(
+        pairs.select("member_id"), on="member_id", how="semi"
+    )
     on_products = (
         receipts.select("member_id", "basket_id", "product_id", "ts", "sales_value", "coupon_disc")
         .join(offer_products, on="product_id")
@@ -385,25 +403,50 @@ def _by_campaign_type(history: History, pairs: pl.LazyFrame) -> pl.LazyFrame:
     return redeemed.join(received, on=["member_id", "campaign_type"], how="full", coalesce=True)
 
 
-def response_features(history: History, pairs: pl.LazyFrame) -> pl.LazyFrame:
+def offer_table(history: History, offers: pl.LazyFrame) -> pl.LazyFrame:
+    """offer_id, campaign_type and every ``o_*`` feature of ``offers`` (offer_id) as of ``history``.
+
+    The offers' part of :func:`response_features`, to compute once for many chunks of pairs.
+    """
+    definitions = offer_definitions(history.club).select(
+        "offer_id", "campaign_type", *[f for f in OFFER_FEATURES if f in _DEFINED]
+    )
+    return (
+        offers.select("offer_id")
+        .unique()
+        .join(definitions, on="offer_id", how="left")
+        .join(offer_features(history, offers.select("offer_id")), on="offer_id", how="left")
+    )
+
+
+def response_features(
+    history: History,
+    pairs: pl.LazyFrame,
+    *,
+    receipts: pl.LazyFrame | None = None,
+    offers: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
     """Every feature of ``pairs`` (member_id, offer_id, any extra columns kept) as of ``history``.
 
     Rows keep the input order; offers must exist in ``history.club`` (check before calling).
     Adds ``campaign_type`` (a string, for the model to encode) beside :data:`FEATURES`.
+    ``receipts`` (every line of ``history.transactions`` of the pairs' members) and ``offers``
+    (:func:`offer_table` of at least the pairs' offers, same ``history``) save reading the whole
+    club again when a batch is scored in chunks.
     """
     indexed = pairs.with_row_index("_row")
     distinct = indexed.select(_KEYS).unique()
-    definitions = offer_definitions(history.club).select(
-        "offer_id", "campaign_type", *[f for f in OFFER_FEATURES if f in _DEFINED]
-    )
+    if offers is None:
+        offers = offer_table(history, distinct.select("offer_id"))
     pair_counts = [f for f in PAIR_FEATURES if f not in _PAIR_DERIVED]
     return (
         indexed.join(
-            member_features(history, distinct.select("member_id")), on="member_id", how="left"
+            member_features(history, distinct.select("member_id"), receipts),
+            on="member_id",
+            how="left",
         )
-        .join(pair_features(history, distinct), on=_KEYS, how="left")
-        .join(definitions, on="offer_id", how="left")
-        .join(offer_features(history, distinct.select("offer_id")), on="offer_id", how="left")
+        .join(pair_features(history, distinct, receipts), on=_KEYS, how="left")
+        .join(offers, on="offer_id", how="left")
         .join(_by_campaign_type(history, distinct), on=["member_id", "campaign_type"], how="left")
         .with_columns(
             pl.col(
