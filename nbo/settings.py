@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Request bodies above this size are refused with 413."""
 
+    decisions_sync: bool = False
+    """Wait for the disk on every commit of online decisions (SQLite ``synchronous=FULL``).
+
+    Off by default: decisions are committed before the answer and survive a crash of the
+    service, but the last moments before a power cut may be lost (events are always synced).
+    PostgreSQL always commits durably."""
+
     budget_refresh_seconds: float = Field(default=5.0, gt=0)
     """How often each worker re-reads campaign budget usage from the history store."""
 

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from nbo import __version__
 from nbo.errors import NboError
@@ -28,10 +28,18 @@ log = logging.getLogger("nbo.serving")
 MIGRATED_ENV = "NBO_SERVE_MIGRATED"  # set by `nbo serve`: the parent migrated the database
 
 
+_shown: set[tuple[str, str, str]] = set()
+
+
 def _show_models(service: OfferService) -> None:
-    MODEL.clear()
-    for arm, state in service.models.items():
-        MODEL.labels(arm, state.uri, state.version).set(1)
+    # labels cannot be removed in multi-process mode: models no longer served drop to 0
+    now = {(arm, state.uri, state.version) for arm, state in service.models.items()}
+    for labels in _shown - now:
+        MODEL.labels(*labels).set(0)
+    for labels in now:
+        MODEL.labels(*labels).set(1)
+    _shown.clear()
+    _shown.update(now)
 
 
 async def _watch_reload_file(app: FastAPI, service: OfferService) -> None:
@@ -102,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (offers.router, catalog.router, events.router, ops.router):
         app.include_router(router)
     app.add_exception_handler(NboError, _bad_input)
-    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(SQLAlchemyError, _database_down)
     app.add_middleware(RouteTimer)
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     return app

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = [
     "BatchOffersRequest",
@@ -25,6 +25,13 @@ __all__ = [
     "ReloadResponse",
 ]
 
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+"""A time in UTC; the store keeps naive UTC, answers carry the zone (RFC 3339)."""
 MemberId = Annotated[int, Field(ge=0, le=2**63 - 1, description="the club's member id")]
 MAX_BATCH_MEMBERS = 1_000
 MAX_EVENTS = 10_000
@@ -50,7 +57,7 @@ class OfferDecision(_Out):
     p_redeem: float = Field(description="probability the member redeems it")
     expected_value: float = Field(description="p_redeem × value − expected cost (money)")
     expected_cost: float
-    send_at: datetime = Field(description="the member's predicted next visit window")
+    send_at: UtcTime = Field(description="the member's predicted next visit window")
     reason: str
     track: str = Field(description="default, onboarding, winback or explore")
     explored: bool
@@ -59,7 +66,7 @@ class OfferDecision(_Out):
 
 class MemberOffersResponse(_Out):
     member_id: int
-    at: datetime
+    at: UtcTime
     channel: str
     arm: Literal["champion", "challenger", "holdout"]
     cold_start: bool = Field(description="the member has too little history; popular offers")
@@ -89,7 +96,7 @@ class Recommendation(_Out):
 
 class RecommendationsResponse(_Out):
     member_id: int
-    at: datetime
+    at: UtcTime
     cold_start: bool
     model_version: str
     products: list[Recommendation]
@@ -137,7 +144,7 @@ class OfferInfo(_Out):
 
 
 class OfferList(_Out):
-    at: datetime
+    at: UtcTime
     offers: list[OfferInfo]
 
 
@@ -151,7 +158,7 @@ class Campaign(_Out):
 
 
 class CampaignList(_Out):
-    at: datetime
+    at: UtcTime
     campaigns: list[Campaign]
 
 
@@ -160,4 +167,6 @@ class ReloadResponse(_Out):
 
 
 class Problem(_Out):
-    detail: str
+    detail: str | list[dict[str, Any]] = Field(
+        description="what is wrong: a sentence, or FastAPI's list of field errors"
+    )

@@ -100,7 +100,7 @@ class OfferService:
             raise NboError(f"NBO_DATA_DIR {settings.data_dir}: no club dataset there")
         self.club = ClubData(settings.data_dir)
         self.store = InteractionStore(settings.database_url, migrate=migrate)
-        self.writer = DecisionWriter(self.store)
+        self.writer = DecisionWriter(self.store, sync=settings.decisions_sync)
         self.models: dict[str, ModelState] = {}
         self.closed_campaigns: frozenset[str] = frozenset()
         self.reload_lock = threading.Lock()

@@ -25,8 +25,9 @@ _STOP = object()
 class DecisionWriter:
     """A background writer of online decisions and arm assignments into ``store``."""
 
-    def __init__(self, store: InteractionStore) -> None:
+    def __init__(self, store: InteractionStore, *, sync: bool = True) -> None:
         self.store = store
+        self.sync = sync
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="nbo-decision-writer", daemon=True)
         self._thread.start()
@@ -66,7 +67,7 @@ class DecisionWriter:
         decisions = [row for rows, _, _ in batch for row in rows]
         assignments = [row for _, rows, _ in batch for row in rows]
         try:
-            self.store.record_online(decisions, _unique(assignments))
+            self.store.record_online(decisions, _unique(assignments), sync=self.sync)
         except Exception as exc:  # every waiting request learns of the failure
             for _, _, future in batch:
                 future.set_exception(exc)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from nbo.cli import decide, models
+from nbo.cli import decide, models, serve
 from nbo.cli.common import console, fails_cleanly
 from nbo.cli.data import data_app, describe_cmd, import_completejourney_cmd, validate_cmd
 
@@ -32,6 +32,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 models.register(app)
 decide.register(app)
+serve.register(app)
 
 
 @app.command("demo")

@@ -17,7 +17,7 @@ first served).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -86,7 +86,9 @@ class Plan:
     """plan_static rows of every member for one day and channel, as arrays by member.
 
     Rows are ordered by member, then priority (highest first), then offer id — the engine's
-    order — so a member's rows are ``starts[i]:starts[i + 1]`` for ``member_ids[i]``.
+    order — so a member's rows are ``starts[i]:starts[i + 1]`` for ``member_ids[i]``. Offers,
+    campaigns and categories are coded once (``offer_code`` …) so a request does no string work
+    on rows it does not return.
     """
 
     day: date
@@ -94,32 +96,51 @@ class Plan:
     member_ids: NDArray[np.int64]
     starts: NDArray[np.int64]
     columns: dict[str, NDArray[Any]]
-    odds: dict[str, float]
+    offer_codes: dict[str, int]
+    campaign_ids: list[str]
 
     @staticmethod
     def build(
         static: pl.DataFrame, *, day: date, channel: str, odds: pl.DataFrame | None = None
     ) -> Plan:
-        """From :func:`~nbo.decisioning.prepare.plan_static` rows (collected) of one day."""
+        """From :func:`~nbo.decisioning.prepare.plan_static` rows (collected) of one day;
+        ``odds`` (offer_id, odds) are the exploration matching odds."""
         frame = static.with_columns(reason_core()).sort(
             ["member_id", "priority", "offer_id"], descending=[False, True, False]
+        )
+        if odds is not None:
+            frame = frame.join(
+                odds.select("offer_id", "odds"), on="offer_id", how="left", maintain_order="left"
+            )
+        else:
+            frame = frame.with_columns(odds=pl.lit(None, pl.Float64))
+        frame = frame.with_columns(
+            pl.col("odds").fill_null(0.0),
+            offer_code=pl.col("offer_id").rank("dense").cast(pl.Int64) - 1,
+            campaign_code=pl.col("campaign_id").rank("dense").cast(pl.Int64) - 1,
+            category_code=pl.col("category").fill_null("").rank("dense").cast(pl.Int64) - 1,
         )
         members = frame["member_id"].to_numpy().astype(np.int64)
         member_ids, first = np.unique(members, return_index=True)
         starts = np.r_[first, members.size].astype(np.int64)
         columns: dict[str, NDArray[Any]] = {}
-        for name in _PLAN_COLUMNS:
+        for name in (*_PLAN_COLUMNS, "odds", "offer_code", "campaign_code", "category_code"):
             series = frame[name]
-            if series.dtype == pl.String or series.dtype in (pl.Date, pl.Datetime):
-                columns[name] = np.array(series.to_list(), dtype=object)
+            if series.dtype == pl.Int64 and name.endswith("_code"):
+                columns[name] = series.to_numpy()
             elif series.dtype == pl.Boolean:
                 columns[name] = series.fill_null(False).to_numpy()
-            elif name == "preferred_hour":
-                columns[name] = np.array(series.to_list(), dtype=object)
-            else:
+            elif series.dtype in (pl.Float64, pl.Float32):
                 columns[name] = series.cast(pl.Float64).to_numpy()
-        table = {} if odds is None else dict(zip(odds["offer_id"], odds["odds"], strict=True))
-        return Plan(day, channel, member_ids, starts, columns, table)
+            else:  # strings, dates, nullable hours: Python objects, read only for chosen rows
+                columns[name] = np.array(series.to_list(), dtype=object)
+        codes = frame.select("offer_id", "offer_code").unique()
+        campaigns = frame.select("campaign_id", "campaign_code").unique().sort("campaign_code")
+        return Plan(
+            day, channel, member_ids, starts, columns,
+            offer_codes=dict(codes.iter_rows()),  # type: ignore[arg-type]
+            campaign_ids=campaigns["campaign_id"].to_list(),
+        )  # fmt: skip
 
     def rows_of(self, member_id: int) -> slice:
         """The slice of ``member_id``'s rows (empty when the plan has none)."""
@@ -128,17 +149,9 @@ class Plan:
             return slice(int(self.starts[i]), int(self.starts[i + 1]))
         return slice(0, 0)
 
-    def __contains__(self, member_id: object) -> bool:
-        return isinstance(member_id, int) and self.rows_of(member_id).stop > 0
-
     @property
     def rows(self) -> int:
         return int(self.starts[-1])
-
-
-def _dense(values: Iterable[Any]) -> NDArray[np.int64]:
-    codes: dict[Any, int] = {}
-    return np.array([codes.setdefault(v, len(codes)) for v in values], dtype=np.int64)
 
 
 def _send_at(
@@ -152,10 +165,8 @@ def _send_at(
     return max(moment, at)
 
 
-def _contact_mask(
-    offers: NDArray[Any], contacts: Contacts, policy: Policy, at: datetime, channel: str
-) -> tuple[NDArray[np.bool_], int]:
-    """Rows the contact policy allows, and the member's capacity (as ``with_contacts``)."""
+def _blocked(plan: Plan, contacts: Contacts, policy: Policy, at: datetime) -> tuple[list[int], int]:
+    """Offer codes the contact policy blocks, and the member's capacity (as ``with_contacts``)."""
     contact = policy.contact
     last_sent: dict[str, datetime] = {}
     period_start = at - timedelta(days=contact.period_days)
@@ -165,25 +176,21 @@ def _contact_mask(
             continue
         if decided_at > last_sent.get(offer_id, datetime.min):
             last_sent[offer_id] = decided_at
-        if sent_channel == channel and decided_at >= period_start:
+        if sent_channel == plan.channel and decided_at >= period_start:
             in_period += 1
-    cap = contact.max_offers.get(channel)
-    capacity = policy.slots if cap is None else min(policy.slots, cap - in_period)
-    capacity = max(capacity, 0)
-    keep = np.ones(offers.size, dtype=bool)
-    if capacity == 0:
-        return keep & False, 0
+    cap = contact.max_offers.get(plan.channel)
+    capacity = max(policy.slots if cap is None else min(policy.slots, cap - in_period), 0)
+    blocked = {
+        offer_id
+        for offer_id, sent in last_sent.items()
+        if (at - sent).total_seconds() / _DAY < contact.cooldown_days
+    }
     suppress = contact.suppress_after_ignored
-    for i, offer_id in enumerate(offers):
-        ignored, redeemed = contacts.offer_events.get(offer_id, (0, False))
-        sent = last_sent.get(offer_id)
-        if (
-            redeemed
-            or (sent is not None and (at - sent).total_seconds() / _DAY < contact.cooldown_days)
-            or (suppress is not None and ignored >= suppress)
-        ):
-            keep[i] = False
-    return keep, capacity
+    for offer_id, (ignored, redeemed) in contacts.offer_events.items():
+        if redeemed or (suppress is not None and ignored >= suppress):
+            blocked.add(offer_id)
+    codes = [plan.offer_codes[o] for o in blocked if o in plan.offer_codes]
+    return codes, capacity
 
 
 def decide_member(
@@ -207,23 +214,29 @@ def decide_member(
     plan (a cold-start template shared by members the plan does not know).
     """
     where = plan.rows_of(member_id) if rows is None else rows
-    c = {name: values[where] for name, values in plan.columns.items()}
-    keep, capacity = _contact_mask(c["offer_id"], contacts, policy, at, plan.channel)
-    if closed_campaigns:
-        keep &= np.array([cid not in closed_campaigns for cid in c["campaign_id"]], dtype=bool)
-    index = np.flatnonzero(keep)
-    if index.size == 0:
+    if where.stop <= where.start:
         return []
-    c = {name: values[index] for name, values in c.items()}
+    blocked, capacity = _blocked(plan, contacts, policy, at)
+    if capacity == 0:
+        return []
+    cols = plan.columns
+    index = np.arange(where.start, where.stop)
+    if blocked:
+        index = index[~np.isin(cols["offer_code"][where], blocked)]
+    if closed_campaigns:
+        closed = [i for i, cid in enumerate(plan.campaign_ids) if cid in closed_campaigns]
+        index = index[~np.isin(cols["campaign_code"][index], closed)]
     n = index.size
+    if n == 0:
+        return []
     member = np.zeros(n, dtype=np.int64)
-    category = _dense(v if v is not None else "" for v in c["category"])
-    campaign_ids = sorted(set(c["campaign_id"]))
-    campaign = np.array([campaign_ids.index(v) for v in c["campaign_id"]], dtype=np.int64)
-    cost = c["expected_cost"].astype(np.float64)
-    table = Rows(member, category, campaign, campaign, c["is_new"].astype(bool), cost, 1)
+    category = cols["category_code"][index]
+    campaign = cols["campaign_code"][index]
+    cost = cols["expected_cost"][index]
+    is_new = cols["is_new"][index]
+    table = Rows(member, category, campaign, campaign, is_new, cost, 1)
     capacity_arr = np.array([capacity], dtype=np.int64)
-    cost_cap = float(c["cost_cap"][0])
+    cost_cap = float(cols["cost_cap"][index[0]])
     rules = ListRules(
         capacity=capacity_arr,
         new_slots=np.minimum(policy.new_slots(), capacity_arr),
@@ -231,7 +244,7 @@ def decide_member(
         max_per_category=policy.diversity.max_per_category,
         max_per_campaign=policy.diversity.max_per_campaign or policy.slots,
     )
-    chosen = greedy_select(table, c["priority"].astype(np.float64), rules)
+    chosen = greedy_select(table, cols["priority"][index], rules)
 
     share = policy.exploration.share
     chosen_idx = np.flatnonzero(chosen)
@@ -241,54 +254,69 @@ def decide_member(
     kept = chosen & ~last
     in_category = np.bincount(category[kept], minlength=int(category.max()) + 1)
     in_campaign = np.bincount(campaign[kept], minlength=int(campaign.max()) + 1)
-    budgeted = np.array([policy.campaign(cid).is_set for cid in campaign_ids], dtype=bool)
-    cost_used = float(cost[kept].sum())
+    budgeted = np.array(
+        [policy.campaign(cid).is_set for cid in plan.campaign_ids[: int(campaign.max()) + 1]],
+        dtype=bool,
+    )
     allowed = (
         ~chosen
         & (in_category[category] < rules.max_per_category)
         & (in_campaign[campaign] < rules.max_per_campaign)
         & ~budgeted[campaign]
-        & (cost <= cost_cap - cost_used + 1e-12)
+        & (cost <= cost_cap - float(cost[kept].sum()) + 1e-12)
     )
-    odds = np.array([plan.odds.get(o, 0.0) for o in c["offer_id"]]) if share > 0 else np.zeros(n)
+    odds = cols["odds"][index] if share > 0 else np.zeros(n)
     explored = explore(member, odds, chosen, last, allowed, share=share, n_members=1, rng=rng)
-    picked = np.flatnonzero(explored.chosen)
-    out: list[MemberDecision] = []
-    lead = policy.send_lead_hours
-    for rank, i in enumerate(picked, start=1):
-        was_explored = bool(explored.explored[i])
-        track = "explore" if was_explored else str(c["track"][i])
-        hour = c["preferred_hour"][i]
-        out.append(
-            MemberDecision(
-                decision_id=f"{decision_prefix}-{member_id}-{c['offer_id'][i]}",
-                member_id=member_id,
-                offer_id=str(c["offer_id"][i]),
-                campaign_id=str(c["campaign_id"][i]),
-                channel=plan.channel,
-                rank=rank,
-                p_redeem=float(c["p_redeem"][i]),
-                expected_value=float(c["expected_value"][i]),
-                expected_cost=float(c["expected_cost"][i]),
-                priority=float(c["priority"][i]),
-                send_at=_send_at(
-                    at,
-                    c["start_date"][i],
-                    c["end_date"][i],
-                    c["next_visit_date"][i],
-                    None if hour is None else int(hour),
-                    lead,
-                ),
-                reason=REASON_PREFIX.get(track, "") + str(c["reason_core"][i]),
-                propensity=float(explored.propensity[i]),
-                explored=was_explored,
-                track=track,
-                cold_start=bool(c["cold_start"][i]),
-                model_version=model_version,
-                decided_at=at,
-            )
-        )
-    return out
+    return [
+        _decision(plan, int(index[i]), rank, member_id, policy, at, model_version,
+                  decision_prefix, bool(explored.explored[i]), float(explored.propensity[i]))
+        for rank, i in enumerate(np.flatnonzero(explored.chosen), start=1)
+    ]  # fmt: skip
+
+
+def _decision(
+    plan: Plan,
+    row: int,
+    rank: int,
+    member_id: int,
+    policy: Policy,
+    at: datetime,
+    model_version: str,
+    prefix: str,
+    explored: bool,
+    propensity: float,
+) -> MemberDecision:
+    cols = plan.columns
+    offer_id = str(cols["offer_id"][row])
+    track = "explore" if explored else str(cols["track"][row])
+    hour = cols["preferred_hour"][row]
+    return MemberDecision(
+        decision_id=f"{prefix}-{member_id}-{offer_id}",
+        member_id=member_id,
+        offer_id=offer_id,
+        campaign_id=str(cols["campaign_id"][row]),
+        channel=plan.channel,
+        rank=rank,
+        p_redeem=float(cols["p_redeem"][row]),
+        expected_value=float(cols["expected_value"][row]),
+        expected_cost=float(cols["expected_cost"][row]),
+        priority=float(cols["priority"][row]),
+        send_at=_send_at(
+            at,
+            cols["start_date"][row],
+            cols["end_date"][row],
+            cols["next_visit_date"][row],
+            None if hour is None else int(hour),
+            policy.send_lead_hours,
+        ),  # fmt: skip
+        reason=REASON_PREFIX.get(track, "") + str(cols["reason_core"][row]),
+        propensity=propensity,
+        explored=explored,
+        track=track,
+        cold_start=bool(cols["cold_start"][row]),
+        model_version=model_version,
+        decided_at=at,
+    )
 
 
 def as_frame(decisions: list[MemberDecision], schema: Mapping[str, pl.DataType]) -> pl.DataFrame:

@@ -36,9 +36,7 @@ __all__ = [
     "OFFER_EVENTS_SCHEMA",
     "SENT_SCHEMA",
     "ContactState",
-    "offer_events_query",
     "read_contact_state",
-    "sent_query",
     "summarise_offer_events",
 ]
 
@@ -162,10 +160,6 @@ def _offer_events_query() -> Select[Any]:
 _SENT = {by_member: _sent_query(by_member) for by_member in (False, True)}
 _EVENT_ROWS = {by_member: _event_rows_query(by_member) for by_member in (False, True)}
 _OFFER_EVENTS = _offer_events_query()
-sent_query = _SENT[True]
-"""Decisions of ``member_ids`` in ``[since, at)``, ordered by member and time."""
-offer_events_query = _OFFER_EVENTS
-"""Per member and offer, the OFFER_EVENTS_SCHEMA summary of ``member_ids``' events."""
 
 
 def summarise_offer_events(event_rows: pl.DataFrame) -> pl.DataFrame:

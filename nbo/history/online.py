@@ -16,13 +16,35 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nbo.decisioning.online import Contacts
-from nbo.history.contact import offer_events_query, sent_query
 from nbo.history.engine import to_naive_utc
 from nbo.history.schema import assignments, decisions
 
 __all__ = ["campaign_usage", "insert_online", "member_contacts"]
 
 _MEMBERS_PER_QUERY = 1_000
+
+
+# Plain SQL, run through the driver: for one member, compiling SQLAlchemy statements (with an
+# expanding IN list) costs several times what SQLite takes to answer them.
+_SENT_SQL = (
+    "SELECT member_id, offer_id, channel, decided_at FROM decisions "
+    "WHERE member_id IN ({marks}) AND decided_at < {p} AND decided_at >= {p}"
+)
+_EVENTS_SQL = (
+    "SELECT member_id, offer_id, event_type, ts FROM events "
+    "WHERE member_id IN ({marks}) AND ts < {p} AND ts >= {p}"
+)
+# SQLAlchemy's DateTime storage on SQLite: text that sorts as time does
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _statement(template: str, members: int, backend: str) -> str:
+    p = "?" if backend == "sqlite" else "%s"
+    return template.format(marks=", ".join([p] * members), p=p)
+
+
+def _time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def member_contacts(
@@ -37,24 +59,39 @@ def member_contacts(
 
     ``sent_before`` ≤ ``at``: the service counts the decisions of earlier days against frequency
     caps and cooldowns, not its own answers of today (asking twice gives the same answer).
+    Events are summarised as ``ContactState.offer_events`` is: ``ignored`` counts the
+    exposures after the last click or redemption of the offer, ``redeemed`` any redemption.
     """
+    backend = connection.dialect.name
     until = to_naive_utc(at)
     sent_until = min(to_naive_utc(sent_before), until)
     since = until - timedelta(days=lookback_days)
+    bounds: list[Any] = [sent_until, since, until, since]
+    if backend == "sqlite":
+        bounds = [moment.strftime(_SQLITE_TIME) for moment in bounds]
     out: dict[int, Contacts] = {m: Contacts([], {}) for m in member_ids}
     members = sorted(out)
     for start in range(0, len(members), _MEMBERS_PER_QUERY):
         piece = members[start : start + _MEMBERS_PER_QUERY]
-        sent = connection.execute(
-            sent_query, {"at": sent_until, "since": since, "member_ids": piece}
-        )
-        for member_id, offer_id, channel, decided_at in sent:
-            out[member_id].sent.append((offer_id, channel, decided_at))
-        events = connection.execute(
-            offer_events_query, {"at": until, "since": since, "member_ids": piece}
-        )
-        for member_id, offer_id, _exposures, ignored, redeemed, *_ in events:
-            out[member_id].offer_events[offer_id] = (int(ignored), bool(redeemed))
+        sent_sql = _statement(_SENT_SQL, len(piece), backend)
+        for member_id, offer_id, channel, decided_at in connection.exec_driver_sql(
+            sent_sql, (*piece, bounds[0], bounds[1])
+        ):
+            out[member_id].sent.append((offer_id, channel, _time(decided_at)))
+        events_sql = _statement(_EVENTS_SQL, len(piece), backend)
+        seen: dict[tuple[int, str], list[tuple[datetime, str]]] = {}
+        for member_id, offer_id, kind, ts in connection.exec_driver_sql(
+            events_sql, (*piece, bounds[2], bounds[3])
+        ):
+            seen.setdefault((member_id, offer_id), []).append((_time(ts), kind))
+        for (member_id, offer_id), rows in seen.items():
+            engaged = [ts for ts, kind in rows if kind in ("click", "redemption")]
+            last = max(engaged) if engaged else None
+            ignored = sum(
+                1 for ts, kind in rows if kind == "exposure" and (last is None or ts > last)
+            )
+            redeemed = any(kind == "redemption" for _, kind in rows)
+            out[member_id].offer_events[offer_id] = (ignored, redeemed)
     return out
 
 
@@ -73,8 +110,9 @@ def insert_online(
     if assignment_rows:
         connection.execute(_insert(connection, assignments), list(assignment_rows))
     if decision_rows:
-        result = connection.execute(_insert(connection, decisions), list(decision_rows))
-        inserted = max(int(result.rowcount), 0)
+        # RETURNING lists only the rows written (executemany's rowcount is not summed on psycopg)
+        statement = _insert(connection, decisions).returning(decisions.c.decision_id)
+        inserted = len(connection.execute(statement, list(decision_rows)).all())
     return inserted
 
 

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime, time
 from types import TracebackType
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
 from nbo.decisioning.online import Contacts
 from nbo.errors import HistoryError
+from nbo.evaluation.experiment import ExperimentFrames
 from nbo.history.contact import ContactState, read_contact_state
 from nbo.history.decisions import conform_decisions, insert_decisions
 from nbo.history.engine import make_engine, normalise_url, utc_now
 from nbo.history.events import EventReceipt, conform_events, insert_events
 from nbo.history.migrate import upgrade
 from nbo.history.online import campaign_usage, insert_online, member_contacts
-from nbo.history.schema import DECISION_SCHEMA, EVENT_SCHEMA, decisions, events
+from nbo.history.schema import DECISION_SCHEMA, EVENT_SCHEMA, assignments, decisions, events
 from nbo.settings import get_settings
 
 __all__ = ["InteractionStore"]
@@ -111,11 +112,27 @@ class InteractionStore:
         self,
         decision_rows: Sequence[dict[str, Any]],
         assignment_rows: Sequence[dict[str, Any]] = (),
+        *,
+        sync: bool = True,
     ) -> int:
         """Store online decisions (rows of the ``decisions`` table) and arm assignments in one
-        transaction, skipping ids already stored; returns how many decisions were new."""
-        with self.engine.begin() as connection:
-            return insert_online(connection, decision_rows, assignment_rows)
+        transaction, skipping ids already stored; returns how many decisions were new.
+
+        ``sync=False`` on SQLite commits without waiting for the disk (``synchronous=NORMAL`` for
+        this transaction): the rows survive a crash of the process, not of the machine.
+        """
+        relaxed = not sync and self.url.get_backend_name() == "sqlite"
+        with self.engine.connect() as connection:
+            if relaxed:
+                connection.exec_driver_sql("PRAGMA synchronous=NORMAL")
+                connection.commit()
+            try:
+                with connection.begin():
+                    return insert_online(connection, decision_rows, assignment_rows)
+            finally:
+                if relaxed:  # the pooled connection serves durable writes next
+                    connection.exec_driver_sql("PRAGMA synchronous=FULL")
+                    connection.commit()
 
     def campaign_usage(
         self, campaign_ids: Sequence[str], since: datetime, until: datetime
@@ -123,6 +140,24 @@ class InteractionStore:
         """Per campaign, (expected redemptions, expected cost, members) decided in a window."""
         with self._reader.connect() as connection:
             return campaign_usage(connection, campaign_ids, since, until)
+
+    def experiment_frames(self, since: date | None = None) -> ExperimentFrames:
+        """Assignments (from ``since``), decisions per member and redemption events."""
+        a, d, e = assignments.c, decisions.c, events.c
+        assigned = select(a.member_id, a.arm, a.assigned_at)
+        if since is not None:
+            assigned = assigned.where(a.assigned_at >= datetime.combine(since, time()))
+        counts = select(d.member_id, func.count().label("decisions")).group_by(d.member_id)
+        redeemed = select(e.member_id, e.ts, e.amount).where(e.event_type == "redemption")
+        with self._reader.connect() as connection:
+            return ExperimentFrames(
+                pl.DataFrame(connection.execute(assigned).all(), orient="row", schema={
+                    "member_id": pl.Int64, "arm": pl.String, "assigned_at": pl.Datetime("us")}),
+                pl.DataFrame(connection.execute(counts).all(), orient="row",
+                             schema={"member_id": pl.Int64, "decisions": pl.Int64}),
+                pl.DataFrame(connection.execute(redeemed).all(), orient="row", schema={
+                    "member_id": pl.Int64, "ts": pl.Datetime("us"), "amount": pl.Float64}),
+            )  # fmt: skip
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""

@@ -6,8 +6,9 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import SQLAlchemyError
 
 from nbo.serving.deps import ServiceDep, require
 from nbo.serving.metrics import DECISIONS
@@ -101,7 +102,10 @@ async def _decide(
     models, days = await day_plans_for(service, when)
     args = (member_ids, when, channel, limit, days, models)
     answers = await run_in_threadpool(service.decide, *args) if in_thread else service.decide(*args)
-    await asyncio.wrap_future(service.record(answers, when))
+    try:
+        await asyncio.wrap_future(service.record(answers, when))
+    except SQLAlchemyError as exc:  # nothing is answered that was not recorded
+        raise HTTPException(503, "the decisions could not be recorded; try again") from exc
     for answer in answers:
         for d in answer.decisions:
             DECISIONS.labels(d.offer_id, answer.arm).inc()

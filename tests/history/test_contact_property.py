@@ -90,3 +90,37 @@ def test_summary_matches_python(
         }
         assert got == expected
         assert list(got) == sorted(got)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # the table is emptied per example
+)
+@given(rows=EVENTS, at_step=st.integers(min_value=0, max_value=13))
+def test_the_online_read_summarises_events_as_contact_state(
+    store: InteractionStore, rows: list[tuple[int, str, str, int]], at_step: int
+) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(delete(events))
+    store.record_events(
+        [
+            {
+                "event_id": f"e{i}",
+                "member_id": m,
+                "offer_id": o,
+                "event_type": kind,
+                "ts": T0 + timedelta(hours=6 * step),
+            }
+            for i, (m, o, kind, step) in enumerate(rows)
+        ]
+    )
+    at = T0 + timedelta(hours=6 * at_step)
+    online = store.member_contacts([1, 2, 3], at=at, sent_before=at)
+    expected = expected_summary(rows, at, 365)
+    got = {
+        (m, o): (ignored, redeemed)
+        for m, contacts in online.items()
+        for o, (ignored, redeemed) in contacts.offer_events.items()
+    }
+    assert got == {k: (v["ignored"], v["redeemed"]) for k, v in expected.items()}

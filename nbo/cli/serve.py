@@ -1,0 +1,130 @@
+"""Serving commands: ``nbo serve`` (the offer API) and ``nbo experiment report``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from nbo.cli.common import console, fails_cleanly
+from nbo.cli.decide import DatabaseOpt
+from nbo.errors import NboError
+
+__all__ = ["register", "serve_cmd"]
+
+experiment_app = typer.Typer(
+    help="Champion / challenger / holdout experiments.", no_args_is_help=True
+)
+
+
+def _settings() -> object:
+    from nbo.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"NBO_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise NboError(f"invalid settings — {problems}") from None
+
+
+def prepare_serving(model: str | None, workers: int) -> None:
+    """Check the settings, model and data before any worker starts; migrate the database once."""
+    from nbo.history import InteractionStore
+    from nbo.serving.app import MIGRATED_ENV
+    from nbo.serving.state import resolve_model
+    from nbo.settings import Settings
+
+    if model is not None:
+        os.environ["NBO_MODEL_URI"] = model
+    settings = _settings()
+    assert isinstance(settings, Settings)
+    if not settings.api_keys:
+        raise NboError('no API keys configured: set NBO_API_KEYS, e.g. \'{"my-key": "admin"}\'')
+    if not (settings.data_dir / "manifest.json").is_file():
+        raise NboError(f"NBO_DATA_DIR {settings.data_dir}: no imported club dataset there")
+    pinned, _ = resolve_model(settings.model_uri)
+    console.print(f"serving {settings.model_uri} ({pinned}) on data {settings.data_dir}",
+                  markup=False)  # fmt: skip
+    InteractionStore(settings.database_url).close()  # migrate once, not in every worker
+    os.environ[MIGRATED_ENV] = "1"
+    if workers > 1:
+        run_dir = Path(tempfile.mkdtemp(prefix="nbo-serve-"))
+        (run_dir / "metrics").mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(run_dir / "metrics")
+        os.environ["NBO_RELOAD_FILE"] = str(run_dir / "champion")
+        (run_dir / "champion").write_text(pinned)
+
+
+@fails_cleanly
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+    model: Annotated[
+        str | None, typer.Option(help="Model URI for the champion arm (default NBO_MODEL_URI).")
+    ] = None,
+) -> None:
+    """Run the offer service (FastAPI under uvicorn) until Ctrl-C."""
+    import uvicorn
+
+    prepare_serving(model, workers)
+    uvicorn.run(
+        "nbo.serving.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+        backlog=4096,
+    )
+
+
+@experiment_app.command("report")
+@fails_cleanly
+def report_cmd(
+    database_url: DatabaseOpt = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only members assigned on/after this date (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Redemption rate and spend per arm, with 95% confidence intervals, from the history."""
+    from nbo.evaluation.experiment import arm_report
+    from nbo.history import InteractionStore
+
+    start = None
+    if since is not None:
+        try:
+            start = date.fromisoformat(since)
+        except ValueError:
+            raise NboError(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
+    with InteractionStore(database_url) as store:
+        report = arm_report(store.experiment_frames(start))
+    table = Table(title="Experiment arms", title_justify="left")
+    for column in ("arm", "members", "served", "decisions", "redeemers", "redemption rate",
+                   "95% CI", "spend / member", "95% CI ", "lift vs holdout"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for row in report.iter_rows(named=True):
+        lift = row["rate_lift_vs_holdout"]
+        table.add_row(
+            row["arm"], f"{row['members']:,}", f"{row['served']:,}", f"{row['decisions']:,}",
+            f"{row['redeemers']:,}", f"{row['redemption_rate']:.4f}",
+            f"[{row['rate_low']:.4f}, {row['rate_high']:.4f}]",
+            f"{row['spend_per_member']:.3f}",
+            f"[{row['spend_low']:.3f}, {row['spend_high']:.3f}]",
+            "-" if lift is None else f"{lift:+.4f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_cmd)
+    app.add_typer(experiment_app, name="experiment")
