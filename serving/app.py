@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -74,6 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(service.refresh_budgets, service.today())
         _show_models(service)
         app.state.service = service
+        models = ", ".join(f"{arm} {state.uri}" for arm, state in service.models.items())
+        print(f"nbo serve: ready (pid {os.getpid()}; {models})", file=sys.stderr, flush=True)
         tasks = [
             asyncio.create_task(_watch_reload_file(app, service)),
             asyncio.create_task(_refresh_budgets(service)),

@@ -42,6 +42,8 @@ def demo_cmd(
         "data/completejourney"
     ),
     as_of: Annotated[str, typer.Option(help="Train on data before this date.")] = DEMO_AS_OF,
+    port: Annotated[int, typer.Option(help="Port of the offer service it ends with.")] = 8000,
+    serve: Annotated[bool, typer.Option(help="End with the offer service running.")] = True,
 ) -> None:
     """The main job on the embedded default: import Complete Journey, validate, describe, train,
     promote, evaluate and decide every member's offers."""
@@ -65,6 +67,50 @@ def demo_cmd(
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{Path.cwd() / 'mlflow.db'}",
         markup=False,
     )
+    if serve:
+        _serve_demo(data_dir, as_of, port)
+
+
+DEMO_KEY = "demo-key"
+
+
+def _serve_demo(data_dir: Path, as_of: str, port: int) -> None:
+    """End the demo with the offer service on the champion, and curl lines that work on it."""
+    import polars as pl
+
+    from nbo.cli import serve
+
+    os.environ.setdefault("NBO_API_KEYS", f'{{"{DEMO_KEY}": "admin"}}')
+    os.environ.setdefault("NBO_DATA_DIR", str(data_dir))
+    os.environ.setdefault("NBO_TODAY", as_of)
+    decided = pl.read_parquet("data/decisions.parquet", columns=["member_id", "offer_id"])
+    member, offer = (
+        (int(decided["member_id"][0]), decided["offer_id"][0]) if decided.height else (1, "x")
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    key = f"-H 'X-API-Key: {DEMO_KEY}'"
+    console.print(
+        "\nStarting the offer service on the champion (Ctrl-C stops it). Once it prints "
+        "'ready', try:\n"
+        f"  curl {base}/readyz\n"
+        f"  curl {key} {base}/members/{member}/offers\n"
+        f"  curl {key} '{base}/members/{member}/offers?channel=app&limit=2'\n"
+        f"  curl {key} {base}/members/99999999/offers        # unknown member: cold start\n"
+        f"  curl {key} '{base}/members/{member}/recommendations?k=5'\n"
+        f"  curl {key} {base}/offers\n"
+        f"  curl {key} -X POST {base}/offers/batch -H 'Content-Type: application/json' "
+        f'-d \'{{"member_ids": [{member}, 99999999], "limit": 2}}\'\n'
+        f"  curl {key} -X POST {base}/events -H 'Content-Type: application/json' -d "
+        f'\'{{"events": [{{"event_id": "demo-1", "event_type": "exposure", '
+        f'"member_id": {member}, "offer_id": "{offer}", '
+        f'"ts": "{as_of}T12:00:00Z"}}]}}\'\n'
+        f"  curl {base}/metrics\n"
+        f"  curl {key} -X POST {base}/admin/reload\n"
+        "  .venv/bin/nbo experiment report",
+        markup=False,
+        soft_wrap=True,
+    )
+    serve.serve_cmd(port=port)
 
 
 def main() -> None:

@@ -26,8 +26,12 @@ experiment_app = typer.Typer(
 def _settings() -> object:
     from nbo.settings import Settings
 
+    from pydantic_settings import SettingsError
+
     try:
         return Settings()
+    except SettingsError as exc:  # a value that does not parse, e.g. NBO_API_KEYS not JSON
+        raise NboError(f"invalid settings — {exc}; NBO_API_KEYS is a JSON object") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"NBO_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
