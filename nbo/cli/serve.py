@@ -24,9 +24,9 @@ experiment_app = typer.Typer(
 
 
 def _settings() -> object:
-    from nbo.settings import Settings
-
     from pydantic_settings import SettingsError
+
+    from nbo.settings import Settings
 
     try:
         return Settings()

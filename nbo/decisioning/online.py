@@ -138,7 +138,7 @@ class Plan:
         campaigns = frame.select("campaign_id", "campaign_code").unique().sort("campaign_code")
         return Plan(
             day, channel, member_ids, starts, columns,
-            offer_codes=dict(codes.iter_rows()),  # type: ignore[arg-type]
+            offer_codes=dict(codes.iter_rows()),
             campaign_ids=campaigns["campaign_id"].to_list(),
         )  # fmt: skip
 
@@ -308,7 +308,7 @@ def _decision(
             cols["next_visit_date"][row],
             None if hour is None else int(hour),
             policy.send_lead_hours,
-        ),  # fmt: skip
+        ),
         reason=REASON_PREFIX.get(track, "") + str(cols["reason_core"][row]),
         propensity=propensity,
         explored=explored,
