@@ -1,13 +1,15 @@
 """Batch decisions: every member's offers for campaign tools (``nbo decide``).
 
-A thin composition: the club as of ``at`` → scored candidates (:mod:`nbo.pipelines.candidates`)
-→ contact history (the interaction store, optional) → the decision engine → a per-campaign
-summary. Reading and writing happen in the CLI; these functions only compute.
+A thin composition: the club as of ``at`` → member context → scored candidates
+(:mod:`nbo.pipelines.candidates`) and their static rules, one chunk of members at a time →
+contact history (the interaction store, optional) → the decision engine
+(:func:`~nbo.decisioning.batch.decide_chunks`, budgets club-wide) → a per-campaign summary.
+Reading and writing happen in the CLI; these functions only compute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import uuid4
@@ -15,11 +17,17 @@ from uuid import uuid4
 import polars as pl
 
 from nbo.data.io import ClubData
-from nbo.decisioning.engine import Decisions, OfferStats, decide
+from nbo.decisioning.batch import decide_chunks
+from nbo.decisioning.engine import Decisions, OfferStats
 from nbo.decisioning.policy import Policy
-from nbo.decisioning.prepare import ContactHistory
+from nbo.decisioning.prepare import ContactHistory, plan_static
 from nbo.features.history import History
-from nbo.pipelines.candidates import active_offers, build_candidates, build_members
+from nbo.pipelines.candidates import (
+    MEMBERS_PER_CHUNK,
+    active_offers,
+    build_members,
+    candidate_chunks,
+)
 from nbo.tracking.bundle import Bundle
 
 __all__ = ["BatchDecisions", "campaign_summary", "decide_batch", "offer_stats"]
@@ -58,20 +66,28 @@ def decide_batch(
     contacts: ContactHistory | None = None,
     run_id: str | None = None,
     stage: Stage = lambda name: None,
+    members_per_chunk: int = MEMBERS_PER_CHUNK,
 ) -> BatchDecisions:
     """Decide offers for every member of ``club`` at ``at`` (see the module docstring)."""
     policy.check_channel(channel)
     history = History.at(club, at)
     stage("active offers")
     offers = active_offers(club, at, campaign)
-    stage("scoring candidates")
-    candidates = build_candidates(history, bundle.response, offers, policy)
     stage("member context")
     members = build_members(history, bundle.timing, policy)
-    stage("arbitration and budgets")
-    result = decide(
-        candidates,
-        members,
+    scored = [0]
+
+    def statics() -> Iterator[pl.DataFrame]:
+        stage("scoring candidates")
+        for candidates in candidate_chunks(
+            history, bundle.response, offers, policy, members_per_chunk=members_per_chunk
+        ):
+            scored[0] += candidates.height
+            yield plan_static(candidates, members, policy, at=at, channel=channel).collect()
+        stage("arbitration and budgets")
+
+    result = decide_chunks(
+        statics(),
         policy,
         at=at,
         channel=channel,
@@ -80,7 +96,7 @@ def decide_batch(
         model_version=bundle.version,
         run_id=run_id or uuid4().hex[:12],
     )
-    return BatchDecisions(result, offers.height, members.height, candidates.height)
+    return BatchDecisions(result, offers.height, members.height, scored[0])
 
 
 def campaign_summary(decisions: pl.DataFrame) -> pl.DataFrame:

@@ -272,16 +272,21 @@ def allocate(
     *,
     lp_members: int = 2_000,
     seed: int = 0,
+    prices: NDArray[np.float64] | None = None,
 ) -> Allocation:
     """Choose rows for every member within the club-wide budgets; see the module docstring.
 
     Up to ``lp_members`` members the LP is solved whole (its optimum is the bound); above it,
-    on a random sample of that many members with budgets scaled to the sample.
+    on a random sample of that many members with budgets scaled to the sample. Given
+    ``prices`` (one chunk of a club whose prices were found on a sample of all of it), no LP is
+    solved and the bound is the Lagrangian one at those prices.
     """
     n_campaigns = budgets.limits.shape[0]
     limits = budgets.limits
     lp_bound: float | None = None
-    if len(rows) == 0:
+    if prices is not None:
+        pass
+    elif len(rows) == 0:
         prices = np.zeros((n_campaigns, 3))
         lp_bound = 0.0
     elif not np.isfinite(limits).any():

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from nbo.decisioning.budget import Allocation, Budgets, allocate
 from nbo.decisioning.explore import explore, matching_odds
@@ -61,14 +62,17 @@ class Decisions:
     eligible_rows: int
 
 
-def _codes(frame: pl.DataFrame) -> pl.DataFrame:
+def _codes(frame: pl.DataFrame, campaigns: list[str]) -> pl.DataFrame:
+    """Dense codes: member, campaign (its index in ``campaigns``), (member, category/campaign)."""
     return frame.with_columns(
         _m=pl.col("member_id").rank("dense").cast(pl.Int64) - 1,
-        _c=pl.col("campaign_id").rank("dense").cast(pl.Int64) - 1,
+        _c=pl.col("campaign_id")
+        .replace_strict(campaigns, list(range(len(campaigns))), return_dtype=pl.Int64)
+        .cast(pl.Int64),
         _mc=pl.struct("member_id", pl.col("category").fill_null("")).rank("dense").cast(pl.Int64)
         - 1,
         _mp=pl.struct("member_id", "campaign_id").rank("dense").cast(pl.Int64) - 1,
-    )
+    )  # fmt: skip
 
 
 def _budgets(policy: Policy, campaigns: list[str]) -> Budgets:
@@ -174,42 +178,112 @@ def _decide(
     closed_campaigns: frozenset[str],
     odds: pl.DataFrame | None,
 ) -> Decisions:
+    frame = _eligible(static, contacts, policy, at=at, channel=channel,
+                      closed_campaigns=closed_campaigns, odds=odds)  # fmt: skip
+    return _decide_eligible(frame, policy, at=at, channel=channel, offer_stats=offer_stats,
+                            odds=odds, model_version=model_version, run_id=run_id)  # fmt: skip
+
+
+def _decide_eligible(
+    frame: pl.DataFrame,
+    policy: Policy,
+    *,
+    at: datetime,
+    channel: str,
+    offer_stats: OfferStats | None,
+    odds: pl.DataFrame | None,
+    model_version: str,
+    run_id: str,
+) -> Decisions:
+    """Allocation, exploration and decisions for rows through :func:`_eligible`."""
+    campaigns = frame["campaign_id"].unique().sort().to_list()
+    arbitration = _Arbitration.build(frame, policy, campaigns)
+    budgets = _budgets(policy, campaigns)
+    a = arbitration
+    allocation = allocate(a.rows, a.priority, a.use, a.rules, budgets, seed=policy.seed)
     rng = np.random.default_rng([policy.seed, zlib.crc32(run_id.encode())])
+    out = _finish(arbitration, allocation.chosen, budgets, policy, at=at, channel=channel,
+                  offer_stats=offer_stats, odds=odds, model_version=model_version, run_id=run_id,
+                  rng=rng)  # fmt: skip
+    return Decisions(out, allocation, campaigns, frame.height)
+
+
+def _eligible(
+    static: pl.DataFrame,
+    contacts: ContactHistory | None,
+    policy: Policy,
+    *,
+    at: datetime,
+    channel: str,
+    closed_campaigns: frozenset[str],
+    odds: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """Static rows through the contact policy (and open campaigns), with ``odds`` if given."""
     frame = with_contacts(static, contacts, policy, at=at, channel=channel)
     if closed_campaigns:
         frame = frame.filter(~pl.col("campaign_id").is_in(list(closed_campaigns)))
     if odds is not None:
         frame = frame.join(odds.select("offer_id", "odds"), on="offer_id", how="left")
-    frame = _codes(
-        frame.sort(["member_id", "priority", "offer_id"], descending=[False, True, False])
-    )
-    campaigns = frame["campaign_id"].unique().sort().to_list()
-    n_members = int(frame["_m"].max()) + 1 if frame.height else 0  # type: ignore[arg-type]
-    rows = Rows(
-        member=frame["_m"].to_numpy(),
-        category=frame["_mc"].to_numpy(),
-        campaign=frame["_c"].to_numpy(),
-        member_campaign=frame["_mp"].to_numpy(),
-        is_new=frame["is_new"].fill_null(False).to_numpy(),
-        cost=frame["expected_cost"].to_numpy(),
-        n_members=n_members,
-    )
-    first = np.r_[0, np.flatnonzero(np.diff(rows.member)) + 1] if frame.height else []
-    capacity = frame["capacity"].to_numpy()[first].astype(np.int64)
-    rules = ListRules(
-        capacity=capacity,
-        new_slots=np.minimum(policy.new_slots(), capacity),
-        cost_cap=frame["cost_cap"].to_numpy()[first].astype(np.float64),
-        max_per_category=policy.diversity.max_per_category,
-        max_per_campaign=policy.diversity.max_per_campaign or policy.slots,
-    )
-    priority = frame["priority"].to_numpy()
-    p = frame["p_redeem"].to_numpy()
-    use = np.column_stack([p, frame["expected_cost"].to_numpy(), np.ones(frame.height)])
-    budgets = _budgets(policy, campaigns)
-    allocation = allocate(rows, priority, use, rules, budgets, seed=policy.seed)
-    chosen = allocation.chosen
+    return frame
 
+
+@dataclass(frozen=True)
+class _Arbitration:
+    """Eligible rows sorted by member and priority, as the allocation's arrays."""
+
+    frame: pl.DataFrame
+    rows: Rows
+    rules: ListRules
+    priority: NDArray[np.float64]
+    use: NDArray[np.float64]
+
+    @staticmethod
+    def build(frame: pl.DataFrame, policy: Policy, campaigns: list[str]) -> _Arbitration:
+        frame = _codes(
+            frame.sort(["member_id", "priority", "offer_id"], descending=[False, True, False]),
+            campaigns,
+        )
+        n_members = int(frame["_m"].max()) + 1 if frame.height else 0  # type: ignore[arg-type]
+        rows = Rows(
+            member=frame["_m"].to_numpy(),
+            category=frame["_mc"].to_numpy(),
+            campaign=frame["_c"].to_numpy().astype(np.int64),
+            member_campaign=frame["_mp"].to_numpy(),
+            is_new=frame["is_new"].fill_null(False).to_numpy(),
+            cost=frame["expected_cost"].to_numpy(),
+            n_members=n_members,
+        )
+        first = np.r_[0, np.flatnonzero(np.diff(rows.member)) + 1] if frame.height else []
+        capacity = frame["capacity"].to_numpy()[first].astype(np.int64)
+        rules = ListRules(
+            capacity=capacity,
+            new_slots=np.minimum(policy.new_slots(), capacity),
+            cost_cap=frame["cost_cap"].to_numpy()[first].astype(np.float64),
+            max_per_category=policy.diversity.max_per_category,
+            max_per_campaign=policy.diversity.max_per_campaign or policy.slots,
+        )
+        p = frame["p_redeem"].to_numpy()
+        use = np.column_stack([p, frame["expected_cost"].to_numpy(), np.ones(frame.height)])
+        return _Arbitration(frame, rows, rules, frame["priority"].to_numpy(), use)
+
+
+def _finish(
+    arbitration: _Arbitration,
+    chosen: NDArray[np.bool_],
+    budgets: Budgets,
+    policy: Policy,
+    *,
+    at: datetime,
+    channel: str,
+    offer_stats: OfferStats | None,
+    odds: pl.DataFrame | None,
+    model_version: str,
+    run_id: str,
+    rng: np.random.Generator,
+) -> pl.DataFrame:
+    """Exploration on the allocated lists, then the decisions with send time and reason."""
+    frame, rows, rules = arbitration.frame, arbitration.rows, arbitration.rules
+    n_members, capacity = rows.n_members, rules.capacity
     # exploration: the last slot of a full list, filled from rows that fit the rest of it
     share = policy.exploration.share
     counts = np.bincount(rows.member[chosen], minlength=n_members)
@@ -244,7 +318,7 @@ def _decide(
     explored = explore(
         rows.member, row_odds, chosen, last, allowed, share=share, n_members=n_members, rng=rng
     )
-    out = (
+    return (
         frame.with_columns(
             propensity=pl.Series(explored.propensity),
             explored=pl.Series(explored.explored),
@@ -265,4 +339,3 @@ def _decide(
         )
         .select(DECISION_COLUMNS)
     )
-    return Decisions(out, allocation, campaigns, frame.height)
