@@ -166,7 +166,8 @@ def decide_chunks(
     objective, bound, usage = 0.0, float((prices * finite).sum()), np.zeros(limits.shape)
     for k, chunk in enumerate(chunks):
         share = chunk.members.height / max(members_left, 1)
-        own = Budgets(np.where(np.isfinite(remaining), np.maximum(remaining, 0.0) * share, np.inf))
+        left = np.where(np.isfinite(remaining), np.maximum(remaining, 0.0), 0.0)
+        own = Budgets(np.where(np.isfinite(remaining), left * share, np.inf))
         frame = chunk.frame(offers)
         if odds is not None:
             frame = frame.join(odds, on="offer_id", how="left")
