@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
@@ -18,12 +18,12 @@ API_KEY_HEADER = "X-API-Key"
 _key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_service(request: Request) -> OfferService:
+async def get_service(request: Request) -> OfferService:
     service: OfferService | None = getattr(request.app.state, "service", None)
     if service is None or not service.ready:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded yet")
@@ -44,11 +44,12 @@ def _role_of(key: str, keys: dict[str, Role]) -> Role | None:
     return found
 
 
-def require(role: Role) -> Callable[..., Role]:
+def require(role: Role) -> Callable[..., Awaitable[Role]]:
     """A dependency that lets through keys whose role is ``role`` or above."""
     needed = ROLES.index(role)
 
-    def check(
+    # async: FastAPI runs a plain function dependency in its thread pool, a costly hop here
+    async def check(
         settings: SettingsDep, key: Annotated[str | None, Security(_key_header)] = None
     ) -> Role:
         if not key:

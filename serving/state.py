@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import zlib
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -17,10 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 from hashlib import blake2b
 from typing import Any
 
-import numpy as np
-
 from nbo.data.io import ClubData
-from nbo.decisioning.online import MemberDecision, decide_member
+from nbo.decisioning.online import HashDraws, MemberDecision, decide_member
 from nbo.decisioning.policy import Policy, load_policy
 from nbo.errors import NboError
 from nbo.history import InteractionStore
@@ -198,10 +195,10 @@ class OfferService:
                 continue
             plan = day.plans[channel]
             rows = plan.rows_of(member_id) if known else plan.rows_of(COLD_MEMBER)
-            seed = zlib.crc32(f"{prefix}-{member_id}".encode())
             decided = decide_member(
                 plan, member_id, self.policy, at=at, contacts=contacts[member_id],
-                rng=np.random.default_rng([self.policy.seed, seed]), model_version=state.version,
+                rng=HashDraws(f"{prefix}-{member_id}", self.policy.seed),
+                model_version=state.version,
                 decision_prefix=prefix, closed_campaigns=self.closed_campaigns, rows=rows,
             )  # fmt: skip
             if limit is not None:

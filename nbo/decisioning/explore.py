@@ -13,11 +13,20 @@ put that offer in that member's list, which is what off-policy evaluation needs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Exploration", "explore", "matching_odds"]
+__all__ = ["Draws", "Exploration", "explore", "matching_odds"]
+
+
+class Draws(Protocol):
+    """The random draws exploration takes: a NumPy Generator, or any source of the same two."""
+
+    def random(self, size: int) -> NDArray[np.float64]: ...
+
+    def gumbel(self, *, size: int) -> NDArray[np.float64]: ...
 
 
 def matching_odds(
@@ -62,7 +71,7 @@ def explore(
     *,
     share: float,
     n_members: int,
-    rng: np.random.Generator,
+    rng: Draws | np.random.Generator,
 ) -> Exploration:
     """Swap the last slot of a ``share`` of members for a Thompson-sampled offer.
 

@@ -17,21 +17,32 @@ first served).
 
 from __future__ import annotations
 
+import math
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from hashlib import blake2b
 from typing import Any
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from nbo.decisioning.explore import explore
+from nbo.decisioning.explore import Draws, explore
 from nbo.decisioning.policy import Policy
 from nbo.decisioning.present import REASON_PREFIX, reason_core
-from nbo.decisioning.select import ListRules, Rows, greedy_select
+from nbo.decisioning.select import ListRules
 
-__all__ = ["Contacts", "MemberDecision", "Plan", "as_frame", "decide_member"]
+__all__ = [
+    "Contacts",
+    "HashDraws",
+    "MemberDecision",
+    "Plan",
+    "as_frame",
+    "decide_member",
+    "unit_hash",
+]
 
 _PLAN_COLUMNS = (
     "offer_id", "campaign_id", "category", "is_new", "p_redeem", "expected_value",
@@ -39,6 +50,31 @@ _PLAN_COLUMNS = (
     "next_visit_date", "preferred_hour", "reason_core",
 )  # fmt: skip
 _DAY = 86_400.0
+
+
+def unit_hash(key: str) -> float:
+    """A uniform number in [0, 1) fixed by ``key``."""
+    return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big") / 2.0**64
+
+
+class HashDraws:
+    """Exploration draws for one member and key, cheap in the common case.
+
+    The coin is a hash of ``key``; the Gumbel noise that picks an exploration offer (needed
+    only by the members the coin sends exploring) comes from a NumPy generator seeded by
+    ``seed`` and ``key``. Deterministic per key, and independent across members and days.
+    """
+
+    def __init__(self, key: str, seed: int) -> None:
+        self.key = key
+        self.seed = seed
+
+    def random(self, size: int) -> NDArray[np.float64]:
+        return np.full(size, unit_hash(self.key))
+
+    def gumbel(self, *, size: int) -> NDArray[np.float64]:
+        generator = np.random.default_rng([self.seed, zlib.crc32(self.key.encode())])
+        return generator.gumbel(size=size)
 
 
 @dataclass(frozen=True)
@@ -193,6 +229,60 @@ def _blocked(plan: Plan, contacts: Contacts, policy: Policy, at: datetime) -> tu
     return codes, capacity
 
 
+def _fill_list(
+    priority: NDArray[np.float64],
+    category: NDArray[np.int64],
+    campaign: NDArray[np.int64],
+    is_new: NDArray[np.bool_],
+    cost: NDArray[np.float64],
+    rules: ListRules,
+) -> list[int]:
+    """:func:`~nbo.decisioning.select.greedy_select` for one member's rows, in plain Python.
+
+    The rows are in priority order, so each round's best fitting row is the first that fits
+    (a discovery round: the first new-to-member row that fits, if one does). A dozen rows in
+    Python lists cost a fraction of NumPy's per-call overhead on arrays that small.
+    """
+    scores, cats, camps = priority.tolist(), category.tolist(), campaign.tolist()
+    news, costs = is_new.tolist(), cost.tolist()
+    capacity = int(rules.capacity[0])
+    new_room = min(int(rules.new_slots[0]), capacity)
+    cost_left = float(rules.cost_cap[0])
+    per_category: dict[int, int] = {}
+    per_campaign: dict[int, int] = {}
+    picked: list[int] = []
+    usable = [math.isfinite(p) and p > 0 for p in scores]
+    for _ in range(capacity):
+        first = first_new = None
+        for i, ok in enumerate(usable):
+            if (
+                not ok
+                or per_category.get(cats[i], 0) >= rules.max_per_category
+                or per_campaign.get(camps[i], 0) >= rules.max_per_campaign
+                or costs[i] > cost_left + 1e-12
+            ):
+                continue
+            if first is None:
+                first = i
+            if news[i]:
+                first_new = i
+                break
+        wants_new = new_room > 0
+        take = first_new if wants_new and first_new is not None else first
+        if take is None:
+            break
+        picked.append(take)
+        usable[take] = False
+        if news[take]:
+            new_room -= 1
+        if wants_new and first_new is None:  # no new row fits: the discovery slot is given up
+            new_room = 0
+        cost_left -= costs[take]
+        per_category[cats[take]] = per_category.get(cats[take], 0) + 1
+        per_campaign[camps[take]] = per_campaign.get(camps[take], 0) + 1
+    return sorted(picked)
+
+
 def decide_member(
     plan: Plan,
     member_id: int,
@@ -200,7 +290,7 @@ def decide_member(
     *,
     at: datetime,
     contacts: Contacts,
-    rng: np.random.Generator,
+    rng: Draws | np.random.Generator,
     model_version: str,
     decision_prefix: str,
     closed_campaigns: frozenset[str] = frozenset(),
@@ -208,8 +298,9 @@ def decide_member(
 ) -> list[MemberDecision]:
     """``member_id``'s decisions at ``at`` from ``plan``; ranked, best first.
 
-    ``rng`` draws the exploration coin and sample exactly as the engine does for a one-member
-    run (``default_rng([policy.seed, crc32(run_id)])`` there); decision ids are
+    ``rng`` draws the exploration coin and sample: with ``default_rng([policy.seed,
+    crc32(run_id)])`` exactly as the engine does for a one-member run; a service passes
+    :class:`HashDraws` (no generator to seed for most members); decision ids are
     ``{decision_prefix}-{member_id}-{offer_id}``. ``rows`` overrides the member's slice of the
     plan (a cold-start template shared by members the plan does not know).
     """
@@ -234,17 +325,16 @@ def decide_member(
     campaign = cols["campaign_code"][index]
     cost = cols["expected_cost"][index]
     is_new = cols["is_new"][index]
-    table = Rows(member, category, campaign, campaign, is_new, cost, 1)
-    capacity_arr = np.array([capacity], dtype=np.int64)
     cost_cap = float(cols["cost_cap"][index[0]])
     rules = ListRules(
-        capacity=capacity_arr,
-        new_slots=np.minimum(policy.new_slots(), capacity_arr),
+        capacity=np.array([capacity], dtype=np.int64),
+        new_slots=np.array([min(policy.new_slots(), capacity)], dtype=np.int64),
         cost_cap=np.array([cost_cap]),
         max_per_category=policy.diversity.max_per_category,
         max_per_campaign=policy.diversity.max_per_campaign or policy.slots,
     )
-    chosen = greedy_select(table, cols["priority"][index], rules)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[_fill_list(cols["priority"][index], category, campaign, is_new, cost, rules)] = True
 
     share = policy.exploration.share
     chosen_idx = np.flatnonzero(chosen)

@@ -24,8 +24,8 @@ __all__ = ["campaign_usage", "insert_online", "member_contacts"]
 _MEMBERS_PER_QUERY = 1_000
 
 
-# Plain SQL, run through the driver: for one member, compiling SQLAlchemy statements (with an
-# expanding IN list) costs several times what SQLite takes to answer them.
+# Plain SQL on a DBAPI connection: for one member, SQLAlchemy's statement compilation and
+# result machinery cost several times what SQLite takes to answer.
 _SENT_SQL = (
     "SELECT member_id, offer_id, channel, decided_at FROM decisions "
     "WHERE member_id IN ({marks}) AND decided_at < {p} AND decided_at >= {p}"
@@ -48,7 +48,8 @@ def _time(value: Any) -> datetime:
 
 
 def member_contacts(
-    connection: Connection,
+    connection: Any,
+    backend: str,
     member_ids: Sequence[int],
     *,
     at: datetime,
@@ -57,12 +58,13 @@ def member_contacts(
 ) -> dict[int, Contacts]:
     """Each member's decisions made before ``sent_before`` and events before ``at``.
 
+    ``connection`` is a DBAPI connection (sqlite3 or psycopg, in autocommit) of ``backend``.
+
     ``sent_before`` ≤ ``at``: the service counts the decisions of earlier days against frequency
     caps and cooldowns, not its own answers of today (asking twice gives the same answer).
     Events are summarised as ``ContactState.offer_events`` is: ``ignored`` counts the
     exposures after the last click or redemption of the offer, ``redeemed`` any redemption.
     """
-    backend = connection.dialect.name
     until = to_naive_utc(at)
     sent_until = min(to_naive_utc(sent_before), until)
     since = until - timedelta(days=lookback_days)
@@ -73,16 +75,18 @@ def member_contacts(
     members = sorted(out)
     for start in range(0, len(members), _MEMBERS_PER_QUERY):
         piece = members[start : start + _MEMBERS_PER_QUERY]
-        sent_sql = _statement(_SENT_SQL, len(piece), backend)
-        for member_id, offer_id, channel, decided_at in connection.exec_driver_sql(
-            sent_sql, (*piece, bounds[0], bounds[1])
-        ):
+        cursor = connection.cursor()
+        try:
+            cursor.execute(_statement(_SENT_SQL, len(piece), backend), (*piece, *bounds[:2]))
+            sent = cursor.fetchall()
+            cursor.execute(_statement(_EVENTS_SQL, len(piece), backend), (*piece, *bounds[2:]))
+            event_rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        for member_id, offer_id, channel, decided_at in sent:
             out[member_id].sent.append((offer_id, channel, _time(decided_at)))
-        events_sql = _statement(_EVENTS_SQL, len(piece), backend)
         seen: dict[tuple[int, str], list[tuple[datetime, str]]] = {}
-        for member_id, offer_id, kind, ts in connection.exec_driver_sql(
-            events_sql, (*piece, bounds[2], bounds[3])
-        ):
+        for member_id, offer_id, kind, ts in event_rows:
             seen.setdefault((member_id, offer_id), []).append((_time(ts), kind))
         for (member_id, offer_id), rows in seen.items():
             engaged = [ts for ts, kind in rows if kind in ("click", "redemption")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
 from types import TracebackType
@@ -64,6 +65,8 @@ class InteractionStore:
             if self.url.get_backend_name() == "postgresql"
             else self.engine
         )
+        self._threads = threading.local()
+        self._raw_readers: list[Any] = []
         if migrate:
             try:
                 upgrade(self.engine)
@@ -105,8 +108,28 @@ class InteractionStore:
         self, member_ids: Sequence[int], *, at: datetime, sent_before: datetime
     ) -> dict[int, Contacts]:
         """Plain-row contact history of a few members (the online path, ``nbo.history.online``)."""
-        with self._reader.connect() as connection:
-            return member_contacts(connection, member_ids, at=at, sent_before=sent_before)
+        backend = self.url.get_backend_name()
+        return member_contacts(
+            self._raw_reader(), backend, member_ids, at=at, sent_before=sent_before
+        )
+
+    def _raw_reader(self) -> Any:
+        """This thread's own DBAPI connection for the online reads (autocommit: every query
+        sees what is committed, and no transaction stays open)."""
+        found = getattr(self._threads, "reader", None)
+        if found is None:
+            # outside the pool: a thread that keeps its connection must not starve the pool
+            args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+            if self.url.get_backend_name() == "sqlite":
+                kwargs["check_same_thread"] = False  # closed by whichever thread closes
+            found = self.engine.dialect.connect(*args, **kwargs)
+            if self.url.get_backend_name() == "postgresql":
+                found.autocommit = True
+            else:
+                found.execute("PRAGMA busy_timeout=30000")
+            self._threads.reader = found
+            self._raw_readers.append(found)
+        return found
 
     def record_online(
         self,
@@ -189,6 +212,9 @@ class InteractionStore:
 
     def close(self) -> None:
         """Close every pooled connection; the store is not to be used afterwards."""
+        for reader in self._raw_readers:
+            reader.close()
+        self._raw_readers.clear()
         self.engine.dispose()
 
     def __enter__(self) -> InteractionStore:

@@ -10,7 +10,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 
 from nbo.decisioning.engine import DECISION_COLUMNS, OfferStats, decide_prepared, exploration_odds
-from nbo.decisioning.online import Contacts, Plan, as_frame, decide_member
+from nbo.decisioning.online import Contacts, HashDraws, Plan, as_frame, decide_member
 from nbo.decisioning.policy import Policy
 from nbo.decisioning.prepare import plan_static
 from tests.decisioning.club import AT, Instance, candidate, candidates_frame, instances, member
@@ -41,7 +41,7 @@ def _contacts(instance: Instance, member_id: int) -> Contacts:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_one_member_from_the_plan_decides_as_the_engine(instance: Instance) -> None:
     policy = _without_budgets(instance.policy)
@@ -107,3 +107,34 @@ def test_the_frequency_cap_counts_what_was_sent_in_the_period() -> None:
         model_version="v", decision_prefix="x",
     )  # fmt: skip
     assert len(decided) == 1
+
+
+def test_hash_draws_are_uniform_deterministic_and_differ_by_key() -> None:
+    coins = np.array([HashDraws(f"20240610-email-{m}", 0).random(1)[0] for m in range(20_000)])
+    assert ((coins >= 0) & (coins < 1)).all()
+    assert abs(coins.mean() - 0.5) < 0.01 and abs((coins < 0.05).mean() - 0.05) < 0.005
+    first = HashDraws("k1", 0)
+    assert first.random(1)[0] == HashDraws("k1", 0).random(1)[0]
+    assert np.array_equal(first.gumbel(size=4), HashDraws("k1", 0).gumbel(size=4))
+    assert not np.array_equal(first.gumbel(size=4), HashDraws("k2", 0).gumbel(size=4))
+
+
+def test_a_service_explores_about_its_share_of_members() -> None:
+    rows = [candidate(1, f"o{i}", category=f"c{i}", p_redeem=0.1 + i / 100) for i in range(8)]
+    policy = Policy.model_validate(
+        {"exploration": {"share": 0.2}, "diversity": {"new_product_share": 0}}
+    )
+    static = plan_static(candidates_frame(rows), members_of([member(1)]), policy, at=AT,
+                         channel="email").collect()  # fmt: skip
+    odds = exploration_odds(static, OfferStats.empty(), policy)
+    plan = Plan.build(static, day=AT.date(), channel="email", odds=odds)
+    swapped = 0
+    for day in range(2_000):  # the same member on 2,000 days: independent coins
+        decided = decide_member(
+            plan, 1, policy, at=AT, contacts=Contacts.none(), rng=HashDraws(f"d{day}-1", 0),
+            model_version="v", decision_prefix="x",
+        )  # fmt: skip
+        last = decided[-1]
+        assert 0 < last.propensity <= 1
+        swapped += last.explored
+    assert 0.12 < swapped / 2_000 < 0.2  # a 0.2 coin, less the draws that agree with greedy

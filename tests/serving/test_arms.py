@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from nbo.serving.arms import arm_of, unit_hash
+from nbo.decisioning.online import unit_hash
+from nbo.serving.arms import arm_of
 
 
 def test_arms_are_sticky_and_split_as_configured() -> None:
@@ -20,7 +21,7 @@ def test_arms_are_sticky_and_split_as_configured() -> None:
 
 
 def test_the_salt_reshuffles_and_the_holdout_does_not_move_with_the_challenger_share() -> None:
-    assert [unit_hash("a", m) for m in range(20)] != [unit_hash("b", m) for m in range(20)]
+    assert [unit_hash(f"a:{m}") for m in range(20)] != [unit_hash(f"b:{m}") for m in range(20)]
     held = {m for m in range(20_000) if arm_of(m, salt="s", holdout_share=0.1,
                                                challenger_share=0.0) == "holdout"}  # fmt: skip
     held_too = {m for m in range(20_000) if arm_of(m, salt="s", holdout_share=0.1,
