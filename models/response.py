@@ -20,6 +20,7 @@ from math import ceil
 
 import numpy as np
 import polars as pl
+from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import NotFittedError
 
@@ -346,11 +347,36 @@ class OfferResponse:
             features = response_features(
                 history, batch.select(_KEYS).lazy(), receipts=lines, offers=offers
             ).collect()
-            sample_p = self.model_.predict_proba(self._matrix(features))[:, 1]
+            sample_p = self._sample_p(self._matrix(features))
+            del features
             with np.errstate(divide="ignore"):
                 odds = sample_p / (1.0 - sample_p) * self.odds_scale_
             p_redeem[batch["_row"].to_numpy()] = np.where(np.isinf(odds), 1.0, odds / (1.0 + odds))
         return keyed.with_columns(p_redeem=pl.Series(p_redeem, dtype=pl.Float64))
+
+    def _sample_p(self, matrix: np.ndarray) -> np.ndarray:
+        """The trees' P(redeem) on the training sample's odds for each row of ``matrix``.
+
+        The same numbers as ``model_.predict_proba``, from the binned features: a tree walk on
+        one byte per feature instead of eight takes about half the time on millions of rows.
+        Falls back to ``predict_proba`` where scikit-learn's internals differ.
+        """
+        model = self.model_
+        try:
+            from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+            mapper = model._bin_mapper
+            if model.is_categorical_ is not None:
+                raise AttributeError("categorical features")
+            binned = mapper.transform(matrix)
+            missing = mapper.missing_values_bin_idx_
+            n_threads = _openmp_effective_n_threads()
+            raw = np.full(matrix.shape[0], float(np.ravel(model._baseline_prediction)[0]))
+            for (tree,) in model._predictors:
+                raw += tree.predict_binned(binned, missing, n_threads)
+        except (AttributeError, ImportError, TypeError, ValueError):
+            return np.asarray(model.predict_proba(matrix)[:, 1], dtype=np.float64)
+        return np.asarray(expit(raw), dtype=np.float64)
 
     def _matrix(self, features: pl.DataFrame) -> np.ndarray:
         """The model's input: :data:`FEATURES` then one indicator per known campaign type."""
@@ -358,4 +384,4 @@ class OfferResponse:
             (pl.col("campaign_type") == t).fill_null(False).cast(pl.Float64).alias(f"type={t}")
             for t in self.campaign_types_
         ]
-        return features.select(*FEATURES, *types).to_numpy().astype(np.float64)
+        return features.select(*FEATURES, *types).to_numpy().astype(np.float64, copy=False)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 
 from nbo.data.io import ClubData
@@ -230,9 +231,12 @@ def pair_features(
     Product-level counts come from the members' receipt lines joined to the offers' products
     (rows = lines × offers per product); category-level ones from the pairs joined to the
     offers' categories (rows = pairs × categories per offer), so neither grows with the square
-    of the club. ``receipts`` as in :func:`member_features`.
+    of the club. ``receipts`` as in :func:`member_features`; given them (a batch scorer's chunk
+    of members), the group counts are computed on arrays in memory (:func:`_group_counts_eager`,
+    the same numbers) instead of by polars joins.
     """
     club = history.club
+    in_memory = receipts is not None
     offer_products = club.offer_products.join(pairs.select("offer_id"), on="offer_id", how="semi")
     receipts = _receipts(history, receipts).join(
         pairs.select("member_id"), on="member_id", how="semi"
@@ -251,11 +255,19 @@ def pair_features(
             (pl.col("coupon_disc") > 0).sum().alias("mo_coupon_lines"),
         )
     )
-    products = club.products
-    groups = [
-        _group_counts(pairs, receipts, offer_products, products, keys, prefix)
-        for keys, prefix in _GROUPS
-    ]
+    if in_memory:
+        pairs = pairs.collect().lazy()
+        lines = receipts.select("member_id", "basket_id", "product_id", "sales_value").collect()
+        groups = [
+            _group_counts_eager(
+                pairs.collect(), lines, offer_products.collect(), club.products.collect()
+            ).lazy()
+        ]
+    else:
+        groups = [
+            _group_counts(pairs, receipts, offer_products, club.products, keys, prefix)
+            for keys, prefix in _GROUPS
+        ]
     features = pairs.join(on_products, on=_KEYS, how="left")
     for group in groups:
         features = features.join(group, on=_KEYS, how="left")
@@ -308,6 +320,115 @@ def _group_counts(
             pl.col("sales_value").sum().alias(f"mo_{prefix}_spend"),
         )
     )
+
+
+def _group_codes(
+    offer_products: pl.DataFrame, products: pl.DataFrame
+) -> tuple[pl.DataFrame, list[tuple[str, pl.DataFrame, int]]]:
+    """Dense codes of the offered product groups of each of :data:`_GROUPS`.
+
+    Returns product_id with one nullable code column per group kind (``_g_cat`` …), and per
+    kind its prefix, the (offer_id, code) rows and the number of codes.
+    """
+    codes = products.select("product_id")
+    kinds = []
+    for keys, prefix in _GROUPS:
+        product_groups = products.select("product_id", *keys).drop_nulls()
+        offer_groups = (
+            offer_products.join(product_groups, on="product_id").select("offer_id", *keys).unique()
+        )
+        groups = offer_groups.select(keys).unique().sort(keys).with_row_index("_g")
+        column = f"_g_{prefix}"
+        coded = product_groups.join(groups, on=keys).select(
+            "product_id", pl.col("_g").alias(column)
+        )
+        codes = codes.join(coded, on="product_id", how="left")
+        pairs = offer_groups.join(groups, on=keys).select("offer_id", "_g")
+        kinds.append((prefix, pairs, groups.height))
+    return codes, kinds
+
+
+def _sorted_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sort order of ``key`` and the first position of each distinct key in it."""
+    order = np.argsort(key, kind="stable")  # near-sorted keys (receipts by basket) sort fast
+    ordered = key[order]
+    first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if key.size else order
+    return order, first
+
+
+_KEY_LIMIT = 2**40  # ids below it times group codes (< 2**20 of them) fit in an int64
+
+
+def _combined(major: np.ndarray, minor: np.ndarray, n_minor: int) -> np.ndarray:
+    """One int64 key per (major, minor) pair, ``minor`` in ``0..n_minor-1``."""
+    if n_minor >= 2**20 or (major.size and (major.min() < 0 or major.max() >= _KEY_LIMIT)):
+        raise ValueError("ids too large to combine; dense-code them first")
+    key: np.ndarray = major.astype(np.int64) * n_minor + minor
+    return key
+
+
+def _basket_codes(ids: np.ndarray) -> np.ndarray:
+    """Basket ids as they are, or dense codes if out of range (slower, never seen yet)."""
+    if ids.size and (ids.min() < 0 or ids.max() >= _KEY_LIMIT):
+        return np.unique(ids, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return ids
+
+
+def _member_codes(ids: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Member ids as they are, or their index in sorted ``members`` if ids are out of range."""
+    if members.size and (members[0] < 0 or members[-1] >= _KEY_LIMIT):
+        return np.searchsorted(members, ids).astype(np.int64)
+    return ids
+
+
+def _group_counts_eager(
+    pairs: pl.DataFrame,
+    lines: pl.DataFrame,
+    offer_products: pl.DataFrame,
+    products: pl.DataFrame,
+) -> pl.DataFrame:
+    """:func:`_group_counts` of every group kind at once, for receipt ``lines`` in memory.
+
+    The same numbers by sorting instead of hashing: the distinct (basket, group) rows of the
+    lines, then per (member, group) their count and spend, then per pair the sum over the
+    offer's groups. ``mo_{kind}_baskets`` / ``mo_{kind}_spend`` are null where the member has
+    none of the offer's groups, as with the joins.
+    """
+    codes, kinds = _group_codes(offer_products, products)
+    coded = lines.join(codes, on="product_id", how="left")
+    distinct = pairs.select(_KEYS).unique(maintain_order=True)
+    members = np.unique(distinct["member_id"].to_numpy())
+    columns: dict[str, pl.Series] = {}
+    for prefix, offer_groups, n_groups in kinds:
+        code = coded[f"_g_{prefix}"]
+        mine = code.is_not_null().to_numpy()
+        group = code.to_numpy()[mine].astype(np.int64) if n_groups else np.zeros(0, np.int64)
+        n = max(n_groups, 1)
+        basket = coded["basket_id"].to_numpy()[mine]
+        member = coded["member_id"].to_numpy()[mine]
+        spend = coded["sales_value"].to_numpy()[mine]
+        order, first = _sorted_groups(_combined(_basket_codes(basket), group, n))
+        basket_spend = np.add.reduceat(spend[order], first) if first.size else spend[:0]
+        key = _combined(_member_codes(member[order][first], members), group[order][first], n)
+        order2, first2 = _sorted_groups(key)
+        known = key[order2][first2]
+        baskets = np.diff(np.r_[first2, key.size]).astype(np.float64)
+        spends = np.add.reduceat(basket_spend[order2], first2) if first2.size else spend[:0]
+        wanted = distinct.with_row_index("_pair").join(offer_groups, on="offer_id")
+        pair_members = _member_codes(wanted["member_id"].to_numpy(), members)
+        pair_key = _combined(pair_members, wanted["_g"].to_numpy().astype(np.int64), n)
+        pos = np.searchsorted(known, pair_key)
+        hit = pos < known.size
+        hit[hit] = known[pos[hit]] == pair_key[hit]
+        owner = wanted["_pair"].to_numpy()[hit]
+        size = distinct.height
+        found = np.bincount(owner, minlength=size) > 0
+        for name, values in (("baskets", baskets), ("spend", spends)):
+            total = np.bincount(owner, weights=values[pos[hit]], minlength=size)
+            columns[f"mo_{prefix}_{name}"] = pl.Series(np.where(found, total, np.nan)).fill_nan(
+                None
+            )
+    return distinct.with_columns(**columns)
 
 
 def _redeemed_before(history: History, pairs: pl.LazyFrame) -> pl.LazyFrame:

@@ -8,10 +8,17 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from nbo.data.io import ClubData
 from nbo.features.history import History
-from nbo.features.offers import FEATURES, MEMBER_FEATURES, PAIR_FEATURES, response_features
+from nbo.features.offers import (
+    FEATURES,
+    MEMBER_FEATURES,
+    PAIR_FEATURES,
+    offer_table,
+    response_features,
+)
 from tests.conftest import conform_frame, tiny_tables
 
 AS_OF = datetime(2024, 3, 20)
@@ -115,3 +122,18 @@ def test_data_after_as_of_changes_no_feature(make_club: Callable[..., Path]) -> 
         as_of=datetime(2024, 3, 26),
     )
     assert not before.equals(earlier)
+
+
+@pytest.mark.parametrize("as_of", [AS_OF, datetime(2024, 3, 11, 10, 5), datetime(2024, 4, 30)])
+def test_a_batch_chunk_gets_the_same_features(tiny_club: Path, as_of: datetime) -> None:
+    # issue 4: a batch scorer passes its chunk's receipt lines (read once, group counts on
+    # arrays) and a club-wide offer table; every feature must be the one of the plain path
+    history = History.at(ClubData(tiny_club), as_of)
+    members = [1, 2, 3, 999]
+    offers = history.club.offers.select("offer_id").collect()["offer_id"].to_list()
+    pairs = pairs_of(*((m, o) for m in members for o in offers))
+    lines = history.transactions.filter(pl.col("member_id").is_in(members)).collect()
+    plain = response_features(history, pairs).collect()
+    table = offer_table(history, history.club.offers.select("offer_id")).collect()
+    batch = response_features(history, pairs, receipts=lines.lazy(), offers=table.lazy())
+    assert_frame_equal(batch.collect(), plain, check_exact=False, rel_tol=1e-12)

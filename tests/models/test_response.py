@@ -15,7 +15,7 @@ from nbo.data.completejourney import import_completejourney
 from nbo.data.io import ClubData, write_dataset
 from nbo.evaluation.metrics import auc
 from nbo.features.history import History
-from nbo.features.offers import FEATURES
+from nbo.features.offers import FEATURES, response_features
 from nbo.models.response import OfferResponse, offer_pairs, training_pairs
 from tests.conftest import conform_frame
 
@@ -277,3 +277,12 @@ def test_offer_auc_on_complete_journey(tmp_path_factory: pytest.TempPathFactory)
     assert auc(truth["label"], scored["p_redeem"]) >= 0.90
     expected = float(scored["p_redeem"].sum())
     assert 0.7 < expected / int(truth["label"].sum()) < 1.3  # calibrated in total
+
+
+def test_binned_scores_equal_the_models_own(club: ClubData, fitted: OfferResponse) -> None:
+    # issue 4: predict_proba walks the trees on binned features for speed; same probabilities
+    history = History.at(club, AS_OF)
+    pairs = offer_pairs(club, AS_OF).select("member_id", "offer_id")
+    matrix = fitted._matrix(response_features(history, pairs.lazy()).collect())
+    expected = fitted.model_.predict_proba(matrix)[:, 1]
+    np.testing.assert_allclose(fitted._sample_p(matrix), expected, rtol=1e-12, atol=1e-15)
