@@ -155,7 +155,8 @@ class OfferContext:
 
     offers: pl.DataFrame  # active_offers(...)
     products: pl.DataFrame  # offer_id, product_id
-    subcategories: pl.DataFrame  # offer_id, subcategory
+    subcategories: pl.DataFrame  # offer_id, _s: the offers' subcategories, coded
+    subcategory_products: pl.DataFrame  # product_id, _s: every product in those subcategories
     popular: pl.DataFrame  # offer_id of the most-bought offers
     economics: pl.DataFrame  # offer_id, club_spend, cost
     features: pl.DataFrame  # offer_table(...) of the offers
@@ -168,12 +169,20 @@ class OfferContext:
     ) -> OfferContext:
         club = history.club
         products = _offer_products(club, offers)
-        subcategories = (
+        named = (
             products.lazy()
             .join(club.products.select("product_id", "subcategory"), on="product_id")
             .select("offer_id", "subcategory")
             .drop_nulls()
             .unique()
+            .collect()
+        )
+        codes = named.select("subcategory").unique().sort("subcategory").with_row_index("_s")
+        subcategories = named.join(codes, on="subcategory").select("offer_id", "_s")
+        subcategory_products = (
+            club.products.select("product_id", "subcategory")
+            .join(codes.lazy(), on="subcategory")
+            .select("product_id", "_s")
             .collect()
         )
         popular = (
@@ -195,6 +204,7 @@ class OfferContext:
             offers=offers,
             products=products,
             subcategories=subcategories,
+            subcategory_products=subcategory_products,
             popular=popular,
             economics=_economics(history, offers, products, policy),
             features=offer_table(history, offers.lazy().select("offer_id")).collect(),
@@ -233,16 +243,14 @@ def _chunk_pairs(
     in_chunk = pl.col("member_id").is_between(first, last)
     members = context.members.filter(in_chunk)
     audience = context.audience.filter(in_chunk)
-    subcategories = context.subcategories
     related = (
         lines.lazy()
         .filter(pl.col("ts") >= history.as_of - YEAR)
         .select("member_id", "product_id")
-        .join(history.club.products.select("product_id", "subcategory"), on="product_id")
-        .join(subcategories.lazy().select("subcategory").unique(), on="subcategory", how="semi")
-        .select("member_id", "subcategory")
+        .join(context.subcategory_products.lazy(), on="product_id")
+        .select("member_id", "_s")
         .unique()
-        .join(subcategories.lazy(), on="subcategory")
+        .join(context.subcategories.lazy(), on="_s")
         .select("member_id", "offer_id")
         .unique()
     )

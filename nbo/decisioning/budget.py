@@ -204,36 +204,6 @@ def _fill_slack(
     return chosen
 
 
-def _best_with_quota(
-    score: NDArray[np.float64], rows: Rows, rules: ListRules
-) -> NDArray[np.float64]:
-    """Per member: the best ``capacity`` rows of which ``min(new_slots, positive new rows)``
-    are new-to-member rows (the discovery quota), other caps relaxed."""
-    n_members = rules.capacity.size
-    new = rows.is_new & (score > 0)
-    quota = np.minimum(
-        np.minimum(rules.new_slots, rules.capacity),
-        np.bincount(rows.member[new], minlength=n_members),
-    )
-
-    def ranks(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        index = np.flatnonzero(mask)
-        index = index[np.lexsort((-score[index], rows.member[index]))]
-        owners = rows.member[index]
-        first = np.r_[0, np.flatnonzero(owners[1:] != owners[:-1]) + 1] if index.size else index
-        return index, np.arange(index.size) - np.repeat(first, np.diff(np.r_[first, index.size]))
-
-    index, rank = ranks(new)
-    forced = np.zeros(len(rows), dtype=bool)
-    forced[index[rank < quota[rows.member[index]]]] = True
-    index, rank = ranks(~forced & (score > 0))
-    free = index[rank < (rules.capacity - quota)[rows.member[index]]]
-    taken = np.flatnonzero(forced)
-    total = np.bincount(rows.member[taken], weights=score[taken], minlength=n_members) * 1.0
-    total += np.bincount(rows.member[free], weights=score[free], minlength=n_members)
-    return total.astype(np.float64)
-
-
 def upper_bound(
     rows: Rows,
     priority: NDArray[np.float64],
@@ -245,8 +215,10 @@ def upper_bound(
     """Lagrangian bound ``Σ λ·B + Σ_m v_m(λ)`` on any allocation within the budgets.
 
     ``v_m`` is the member's best list under priced scores with the slot limit and only one of
-    the list rules (category cap, campaign cap, discovery quota) — the smallest of the three,
-    each a relaxation solved exactly.
+    the list rules (category cap or campaign cap) — the smaller of the two, each a relaxation
+    solved exactly. The discovery slots are a preference of the greedy, not a limit on what an
+    allocation may be (a member whose new offers do not fit takes others), so they bound
+    nothing (issue 4: a bound that forced them was below allocations the greedy found).
     """
     if len(rows) == 0:
         return 0.0
@@ -258,8 +230,7 @@ def upper_bound(
         score, rows.member_campaign, rows.member, rules.capacity, rules.max_per_campaign
     )
     finite = np.where(np.isfinite(limits), limits, 0.0)
-    by_quota = _best_with_quota(score, rows, rules)
-    best = np.minimum(np.minimum(by_category, by_campaign), by_quota)
+    best = np.minimum(by_category, by_campaign)
     return float(best.sum() + (prices * finite).sum())
 
 

@@ -63,15 +63,26 @@ class Decisions:
 
 
 def _codes(frame: pl.DataFrame, campaigns: list[str]) -> pl.DataFrame:
-    """Dense codes: member, campaign (its index in ``campaigns``), (member, category/campaign)."""
+    """Dense codes: member, campaign (its index in ``campaigns``), (member, category/campaign).
+
+    ``frame`` is sorted by member. The pair codes only name groups (any numbering decides the
+    same), so they are ranks of integer keys rather than of structs.
+    """
+    n_campaigns = max(len(campaigns), 1)
+    category = pl.col("category").fill_null("").cast(pl.Categorical).to_physical().cast(pl.Int64)
+    member = pl.col("member_id")
     return frame.with_columns(
-        _m=pl.col("member_id").rank("dense").cast(pl.Int64) - 1,
-        _c=pl.col("campaign_id")
-        .replace_strict(campaigns, list(range(len(campaigns))), return_dtype=pl.Int64)
-        .cast(pl.Int64),
-        _mc=pl.struct("member_id", pl.col("category").fill_null("")).rank("dense").cast(pl.Int64)
-        - 1,
-        _mp=pl.struct("member_id", "campaign_id").rank("dense").cast(pl.Int64) - 1,
+        _m=(member != member.shift(1)).fill_null(True).cast(pl.Int64).cum_sum() - 1,
+        _c=pl.col("campaign_id").replace_strict(
+            campaigns, list(range(len(campaigns))), return_dtype=pl.Int64
+        )
+        if campaigns
+        else pl.lit(None, pl.Int64),
+        _cat=category,
+    ).with_columns(
+        _mc=(pl.col("_m") * (pl.col("_cat").max() + 1) + pl.col("_cat")).rank("dense")
+        .cast(pl.Int64) - 1,
+        _mp=(pl.col("_m") * n_campaigns + pl.col("_c")).rank("dense").cast(pl.Int64) - 1,
     )  # fmt: skip
 
 
