@@ -175,6 +175,20 @@ def scaling(base: Run, big: Run) -> str:
     )
 
 
+def verdict(big: Run) -> str:
+    """The target size against the issue's targets."""
+    b = big.cost
+    finished = b.returncode == 0
+    wall_ok = finished and b.wall_s <= TARGET_WALL_S
+    rss_ok = finished and b.peak_tree_rss <= TARGET_RSS
+    return (
+        f"{big.label}, {big.members:,} members: {b.wall_s:.0f} s of {TARGET_WALL_S:.0f} s "
+        f"({'met' if wall_ok else 'NOT met'}), {b.cpu_s:.0f} CPU s, "
+        f"{b.peak_tree_rss / 1e9:.2f} GB of {TARGET_RSS / 1e9:.0f} GB "
+        f"({'met' if rss_ok else 'NOT met'}), exit {b.returncode}"
+    )
+
+
 HEADER = (
     "| run | members | offers | candidates | wall s | CPU s | peak RSS tree GiB "
     "| decisions written | members with offers | exit | load before |\n"
@@ -298,7 +312,16 @@ def main() -> None:
         action="store_true",
         help="time decide_batch's stages in-process (baseline size)",
     )
-    parser.add_argument("--latency-members", type=int, default=1_000)
+    parser.add_argument("--latency-members", type=int, default=1_000, help="0: skip it")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="bundle to use as it is (default: trained on the sibling club, once per model code)",
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="time the target size only (no ratios)"
+    )
     parser.add_argument(
         "--max-rss-gib",
         type=float,
@@ -319,15 +342,18 @@ def main() -> None:
     sizes = (args.products, args.weeks, args.seed)
     target = args.data or synth_club(args.work, args.members, *sizes)
     members = int(ClubData(target).members.select(pl.len()).collect().item())
-    baseline = synth_club(args.work, args.baseline_members, *sizes)
-    sibling = synth_club(args.work, args.train_members, *sizes)
     at = args.at or last_receipt_day(target) + timedelta(days=1)
     train_as_of = args.train_as_of or at - timedelta(days=28)
-    overlays = {
-        args.baseline_members: overlay_club(baseline, at, args.seed),
-        members: overlay_club(target, at, args.seed),
-    }
-    bundle = trained_bundle(args.work, sibling, train_as_of)
+    overlays = {}
+    if not args.no_baseline:
+        baseline = synth_club(args.work, args.baseline_members, *sizes)
+        overlays[args.baseline_members] = overlay_club(baseline, at, args.seed)
+    overlays[members] = overlay_club(target, at, args.seed)
+    if args.model is not None:
+        bundle = args.model
+    else:
+        sibling = synth_club(args.work, args.train_members, *sizes)
+        bundle = trained_bundle(args.work, sibling, train_as_of)
     print(
         f"\nmodel bundle: trained by `nbo train --as-of {train_as_of}` on a "
         f"{args.train_members:,}-member sibling club (same seed, products and weeks), not on "
@@ -345,14 +371,18 @@ def main() -> None:
             runs[record, size] = run
     print()
     for record in (False, True) if args.record else (False,):
-        print(scaling(runs[record, args.baseline_members], runs[record, members]))
-    if args.stages:
+        if not args.no_baseline:
+            print(scaling(runs[record, args.baseline_members], runs[record, members]))
+        else:
+            print(verdict(runs[record, members]))
+    if args.stages and not args.no_baseline:
         print(f"\ndecide_batch stages in-process, {args.baseline_members:,} members:")
         for name, (wall, cpu) in stage_seconds(overlays[args.baseline_members], at, bundle).items():
             print(f"  {name}: {wall:.1f} s wall, {cpu:.1f} s CPU")
-    print()
-    latency = member_latency(overlays[members], bundle, at, args.latency_members, args.seed)
-    print(latency.report(TARGET_P99_MS))
+    if args.latency_members > 0:
+        print()
+        latency = member_latency(overlays[members], bundle, at, args.latency_members, args.seed)
+        print(latency.report(TARGET_P99_MS))
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
