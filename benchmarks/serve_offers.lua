@@ -3,15 +3,23 @@
 --   wrk -t2 -c16 -d30s -s benchmarks/serve_offers.lua http://127.0.0.1:PORT -- IDS_FILE KEY [CHANNEL]
 --
 -- IDS_FILE holds one member id a line; KEY is sent as X-API-Key (a reader key). Each wrk
--- thread draws ids with its own seed. done() prints one line "wrk-json: {...}" with the counts
--- and latency percentiles (microseconds) for the Python script to read.
+-- thread draws ids with its own seed and notes the decision ids in its 200 answers. done()
+-- prints one line "wrk-json: {...}" with the counts and latency percentiles (microseconds) for
+-- the Python script to read, and writes the distinct decision ids served to the file named by
+-- the environment variable WRK_DECISIONS_FILE (if set), one a line.
 
 local counter = 0
+local threads = {}
 
 function setup(thread)
    counter = counter + 1
    thread:set("seed", counter)
+   threads[#threads + 1] = thread
 end
+
+-- per thread (globals, so that done() can read them with thread:get)
+served = 0 -- decisions in 200 answers, repeats included
+seen = {} -- decision id -> true
 
 local ids = {}
 local channel = "email"
@@ -39,14 +47,38 @@ function request()
    return wrk.format("GET", "/v1/members/" .. member_id .. "/offers?channel=" .. channel)
 end
 
+function response(status, headers, body)
+   if status == 200 then
+      for decision_id in string.gmatch(body, '"decision_id":"([^"]+)"') do
+         served = served + 1
+         seen[decision_id] = true
+      end
+   end
+end
+
 function done(summary, latency, requests)
    local errors = summary.errors
+   local total, distinct = 0, 0
+   local path = os.getenv("WRK_DECISIONS_FILE")
+   local out = path and assert(io.open(path, "w"))
+   for _, thread in ipairs(threads) do
+      total = total + thread:get("served")
+      for decision_id in pairs(thread:get("seen")) do
+         distinct = distinct + 1
+         if out then
+            out:write(decision_id, "\n")
+         end
+      end
+   end
+   if out then
+      out:close()
+   end
    io.write(string.format(
       'wrk-json: {"requests": %d, "duration_us": %d, "bytes": %d, "connect": %d, "read": %d, '
          .. '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, '
-         .. '"p99_us": %d, "max_us": %d, "mean_us": %.1f}\n',
+         .. '"p99_us": %d, "max_us": %d, "mean_us": %.1f, "served": %d, "distinct": %d}\n',
       summary.requests, summary.duration, summary.bytes, errors.connect, errors.read,
       errors.write, errors.status, errors.timeout, latency:percentile(50),
-      latency:percentile(90), latency:percentile(99), latency.max, latency.mean
+      latency:percentile(90), latency:percentile(99), latency.max, latency.mean, total, distinct
    ))
 end
