@@ -1,0 +1,95 @@
+"""Hot reload on a real server with two workers: no request fails, both workers follow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow import MlflowClient
+
+from tests.serving.test_durability import Server, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+KEYS = {"reload-reader": "reader", "reload-admin": "admin"}
+
+
+class TwoWorkers(Server):
+    """The durability test's server, started with two worker processes."""
+
+    def start(self) -> None:
+        self.starts += 1
+        command = [str(Path(sys.executable).with_name("nbo")), "serve", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--workers", "2"]  # fmt: skip
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                command, stdout=sink, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
+                start_new_session=True,
+            )  # fmt: skip
+
+
+def test_reload_switches_every_worker_without_failing_a_request(
+    registry: str, synth_club: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "mlflow.db"  # a copy: the session's registry keeps its champion
+    shutil.copy(registry.removeprefix("sqlite:///"), store)
+    uri = f"sqlite:///{store}"
+    env = {
+        "PATH": str(Path(sys.executable).parent), "MLFLOW_TRACKING_URI": uri,
+        "NBO_DATA_DIR": str(synth_club), "NBO_TODAY": "2024-04-01",
+        "NBO_DATABASE_URL": f"sqlite:///{tmp_path / 'nbo.db'}", "NBO_API_KEYS": json.dumps(KEYS),
+        "NBO_HOLDOUT_SHARE": "0", "OPENBLAS_NUM_THREADS": "1",
+    }  # fmt: skip
+    server = TwoWorkers(free_port(), env, tmp_path)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=server.base_url, timeout=30.0,
+                          headers={"X-API-Key": "reload-reader"}) as http:  # fmt: skip
+            member = 0
+            while not stop.is_set():
+                member = (member + 7) % 300
+                statuses.append(http.get(f"/v1/members/{member}/offers").status_code)
+
+    try:
+        server.start()
+        server.wait_ready()
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        first = client.get_model_version_by_alias("nbo", "champion")
+        second = client.create_model_version("nbo", first.source, first.run_id)
+        client.set_registered_model_alias("nbo", "champion", second.version)
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        with httpx.Client(base_url=server.base_url, timeout=120.0) as http:
+            denied = http.post("/v1/admin/reload", headers={"X-API-Key": "reload-reader"})
+            assert denied.status_code == 403
+            reloaded = http.post("/v1/admin/reload", headers={"X-API-Key": "reload-admin"})
+            assert reloaded.status_code == 200, reloaded.text
+            wanted = f"models:/nbo/{second.version}"
+            assert reloaded.json()["models"]["champion"] == wanted
+            # each new connection lands on either worker: 20 answers in a row must agree
+            deadline, agreeing = time.monotonic() + 90, 0
+            while agreeing < 20 and time.monotonic() < deadline:
+                with httpx.Client(base_url=server.base_url, timeout=10.0) as fresh:
+                    served = fresh.get("/v1/readyz").json()["models"]["champion"]
+                agreeing = agreeing + 1 if served == wanted else 0
+                time.sleep(0.1)
+            assert agreeing >= 20, "a worker still serves the old champion"
+        time.sleep(1.0)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert statuses and set(statuses) == {200}, sorted(set(statuses))
+    finally:
+        stop.set()
+        server.kill()
