@@ -29,6 +29,7 @@ from nbo.decisioning.engine import (
     decide_prepared,
     exploration_odds,
 )
+from nbo.decisioning.online import Contacts, HashDraws, MemberDecision, Plan, decide_member
 from nbo.decisioning.policy import Policy
 from nbo.decisioning.prepare import plan_static
 from nbo.features.history import History
@@ -87,9 +88,11 @@ class Latency:
 def member_latency(overlay: Path, bundle_path: Path, at: date, sample: int, seed: int) -> Latency:
     """Time one member's decision for each of ``sample`` random members, one member per call.
 
-    Three call paths: ``decide`` with its defaults (the exploration odds are recomputed on every
-    call); ``decide`` with the odds computed once (as an online service does per model load);
-    ``decide_prepared`` on the member's rows already through ``plan_static`` (once per day).
+    Four call paths: ``decide`` with its defaults (the exploration odds are recomputed on every
+    call); ``decide`` with the odds computed once (per model load); ``decide_prepared`` on the
+    member's rows already through ``plan_static`` (once per day); and ``decide_member`` on a
+    :class:`~nbo.decisioning.online.Plan` of those rows, which is what ``nbo serve`` calls
+    (contact history not included: the service reads it in one indexed query per member).
     """
     when = datetime.combine(at, datetime.min.time())
     start = time.perf_counter()
@@ -125,10 +128,19 @@ def member_latency(overlay: Path, bundle_path: Path, at: date, sample: int, seed
         return decide_prepared(static[m], policy, at=when, channel="email",
                                model_version=version, run_id="bench", odds=odds)  # fmt: skip
 
-    calls: dict[str, Callable[[int], Decisions]] = {
+    # the service's path: one Plan of every member's static rows, arrays per member
+    plan = Plan.build(pl.concat([static[m] for m in order]), day=at, channel="email", odds=odds)
+
+    def online(m: int) -> list[MemberDecision]:
+        return decide_member(plan, m, policy, at=when, contacts=Contacts.none(),
+                             rng=HashDraws(f"bench-{m}", policy.seed), model_version=version,
+                             decision_prefix="bench")  # fmt: skip
+
+    calls: dict[str, Callable[[int], object]] = {
         "`decide(...)`": plain,
         "`decide(..., odds=...)`": given_odds,
         "`decide_prepared(...)`": prepared,
+        "`decide_member(plan, ...)` (the service's path)": online,
     }
     seconds: dict[str, np.ndarray] = {}
     decisions = 0
@@ -140,7 +152,7 @@ def member_latency(overlay: Path, bundle_path: Path, at: date, sample: int, seed
             t0 = time.perf_counter()
             result = call(member_id)
             times[i] = time.perf_counter() - t0
-            if not seconds:
+            if not seconds and isinstance(result, Decisions):
                 decisions += result.decisions.height
         seconds[path] = times
     counts = np.array([inputs[m][0].height for m in order])
