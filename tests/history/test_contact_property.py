@@ -50,6 +50,24 @@ def expected_summary(
     return summary
 
 
+def _store_only(store: InteractionStore, rows: list[tuple[int, str, str, int]]) -> None:
+    """Empty the events table, then store ``rows`` (member, offer, kind, 6-hour step)."""
+    with store.engine.begin() as connection:
+        connection.execute(delete(events))
+    store.record_events(
+        [
+            {
+                "event_id": f"e{i}",
+                "member_id": member_id,
+                "offer_id": offer_id,
+                "event_type": kind,
+                "ts": T0 + timedelta(hours=6 * step),
+            }
+            for i, (member_id, offer_id, kind, step) in enumerate(rows)
+        ]
+    )
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -66,20 +84,7 @@ def test_summary_matches_python(
     at_step: int,
     lookback_days: int,
 ) -> None:
-    with store.engine.begin() as connection:
-        connection.execute(delete(events))
-    store.record_events(
-        [
-            {
-                "event_id": f"e{i}",
-                "member_id": member_id,
-                "offer_id": offer_id,
-                "event_type": kind,
-                "ts": T0 + timedelta(hours=6 * step),
-            }
-            for i, (member_id, offer_id, kind, step) in enumerate(rows)
-        ]
-    )
+    _store_only(store, rows)
     at = T0 + timedelta(hours=6 * at_step)  # both window edges fall on event times
     expected = expected_summary(rows, at, lookback_days)
     for members in (None, [1, 2]):  # summarised by polars, then by the database
@@ -101,20 +106,7 @@ def test_summary_matches_python(
 def test_the_online_read_summarises_events_as_contact_state(
     store: InteractionStore, rows: list[tuple[int, str, str, int]], at_step: int
 ) -> None:
-    with store.engine.begin() as connection:
-        connection.execute(delete(events))
-    store.record_events(
-        [
-            {
-                "event_id": f"e{i}",
-                "member_id": m,
-                "offer_id": o,
-                "event_type": kind,
-                "ts": T0 + timedelta(hours=6 * step),
-            }
-            for i, (m, o, kind, step) in enumerate(rows)
-        ]
-    )
+    _store_only(store, rows)
     at = T0 + timedelta(hours=6 * at_step)
     online = store.member_contacts([1, 2, 3], at=at, sent_before=at)
     expected = expected_summary(rows, at, 365)
