@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -132,6 +133,11 @@ class Server:
                 break
         print(f"server ready in {time.monotonic() - start:.1f} s ({len(procs)} processes)")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server's process tree so far."""
+        root = psutil.Process(self.process.pid)
+        return cpu_seconds([root, *root.children(recursive=True)])
+
     def stop(self) -> None:
         """SIGTERM the process group, SIGKILL it if it is still there after 15 s."""
         if self.process.poll() is None:
@@ -231,6 +237,7 @@ class WrkRun:
     max_ms: float
     served: int  # decisions in the 200 answers, a member's repeated answers included
     decision_ids: frozenset[str]  # the distinct decision ids served
+    wrk_cpu_s: float  # user + system CPU seconds of wrk itself
 
     @property
     def rps(self) -> float:
@@ -255,7 +262,10 @@ def run_wrk(url: str, ids_file: Path, connections: int, seconds: int, threads: i
     print(f"load before: {load()}; {' '.join(command)}", flush=True)
     decisions_file = ids_file.with_name("served_decisions.txt")
     env = os.environ | {"WRK_DECISIONS_FILE": str(decisions_file)}
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, env=env)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu_s = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
     print(done.stdout.strip())
     lines = [line for line in done.stdout.splitlines() if line.startswith("wrk-json: ")]
     if done.returncode != 0 or not lines:
@@ -273,6 +283,7 @@ def run_wrk(url: str, ids_file: Path, connections: int, seconds: int, threads: i
         max_ms=figures["max_us"] / 1e3,
         served=int(figures["served"]),
         decision_ids=frozenset(decisions_file.read_text().split()),
+        wrk_cpu_s=wrk_cpu_s,
     )
 
 
@@ -336,16 +347,20 @@ def offers_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) ->
             for connections in args.connections:
                 rows_before = wait_for_count(database_url, "decisions")
                 load_before = load()
+                cpu_before = server.cpu_seconds()
                 run = run_wrk(
                     server.base_url, ids_file, connections, args.duration, args.wrk_threads
                 )
+                server_cpu_s = server.cpu_seconds() - cpu_before
+                cpu_ms = 1e3 * (server_cpu_s + run.wrk_cpu_s) / max(run.requests, 1)
                 added = wait_for_count(database_url, "decisions") - rows_before
                 stored = count_stored(database_url, run.decision_ids)
                 rows.append(
                     f"| {connections} | {run.seconds:.1f} | {run.requests:,} | {run.rps:,.0f} "
                     f"| {run.p50_ms:.1f} | {run.p99_ms:.1f} | {run.max_ms:.0f} | {run.non_2xx:,} "
                     f"| {run.socket_errors:,} | {run.timeouts:,} | {run.served:,} "
-                    f"| {len(run.decision_ids):,} | {stored:,} | {added:,} | {load_before} |"
+                    f"| {len(run.decision_ids):,} | {stored:,} | {added:,} | {server_cpu_s:.1f} "
+                    f"| {run.wrk_cpu_s:.1f} | {cpu_ms:.2f} | {load_before} |"
                 )
                 recorded = stored == len(run.decision_ids)
                 if connections == 16:
@@ -369,11 +384,11 @@ def offers_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) ->
     header = (
         "| connections | s | requests | req/s | p50 ms | p99 ms | max ms | non-2xx "
         "| socket errors | timeouts | decisions served | distinct | distinct stored "
-        "| rows added | load before |"
+        "| rows added | server CPU s | wrk CPU s | CPU ms / request | load before |"
     )
     return [
         header,
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *rows,
         "",
         "| target | measured | met? |",
@@ -468,12 +483,14 @@ def events_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) ->
                 stored_before = count_rows(database_url, "events")
                 load_before = load()
                 print(f"load before: {load_before}; {args.events:,} events in batches of {batch:,}")
+                cpu_before = server.cpu_seconds()
                 run = post_all(server.base_url, bodies, args.event_clients)
+                server_cpu_s = server.cpu_seconds() - cpu_before
                 stored = count_rows(database_url, "events") - stored_before
                 rows.append(
                     f"| {batch:,} | {args.event_clients} | {run.events:,} | {run.seconds:.1f} "
                     f"| {run.events_per_s:,.0f} | {run.p50_ms:.0f} | {run.p99_ms:.0f} "
-                    f"| {stored:,} | {load_before} |"
+                    f"| {stored:,} | {server_cpu_s:.1f} | {load_before} |"
                 )
                 met = run.events_per_s >= TARGET_EVENTS_PER_S and stored == args.events
                 targets.append(
@@ -482,8 +499,8 @@ def events_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) ->
                 )
     return [
         "| batch | clients | events | s | events/s | batch p50 ms | batch p99 ms "
-        "| rows stored | load before |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| rows stored | server CPU s | load before |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *rows,
         "",
         "| target | measured | met? |",
