@@ -546,9 +546,15 @@ def main() -> None:
         mlflow_uri = args.mlflow_uri
     elif args.train:
         mlflow_uri = champion_registry(args.data, args.work)
+    elif "MLFLOW_TRACKING_URI" in os.environ:
+        mlflow_uri = os.environ["MLFLOW_TRACKING_URI"]
+    elif (Path.cwd() / "mlflow.db").is_file():  # what make demo leaves
+        mlflow_uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     else:
-        default = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-        mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI", default)
+        raise SystemExit(
+            "no model registry: pass --mlflow-uri URI (a registry with a champion), --train "
+            "(train and promote one on Complete Journey), or run from where make demo ran"
+        )
     memory = psutil.virtual_memory().total / GIB
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
