@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from nbo import __version__
 from nbo.errors import NboError
 from nbo.serving.metrics import MODEL
-from nbo.serving.middleware import BodyLimit, RouteTimer
+from nbo.serving.middleware import RouteTimer
 from nbo.serving.routes import catalog, events, offers, ops
 from nbo.serving.state import OfferService
 from nbo.settings import Settings
@@ -102,18 +102,19 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; ``settings`` default to the ``NBO_*`` environment."""
+    settings = settings or Settings()
     app = FastAPI(
         title="nbo offer service",
         version=__version__,
         description="Next-best offers for loyalty club members: decisions, feedback, models.",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,  # larger bodies, declared or streamed: 413
     )
-    app.state.settings = settings or Settings()
+    app.state.settings = settings
     app.state.service = None
     for router in (offers.router, catalog.router, events.router, ops.router):
         app.include_router(router)
     app.add_exception_handler(NboError, _bad_input)
     app.add_exception_handler(SQLAlchemyError, _database_down)
     app.add_middleware(RouteTimer)
-    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     return app

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from nbo.serving.deps import ServiceDep, require
+from nbo.serving.deps import ReaderService
 from nbo.serving.plans import MAX_RECOMMENDATIONS
 from nbo.serving.routes.offers import ERRORS, AtQuery, MemberPath, day_plans_for
 from nbo.serving.schemas import (
@@ -20,11 +20,11 @@ from nbo.serving.schemas import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["catalogue"], dependencies=[Depends(require("reader"))])
+router = APIRouter(prefix="/v1", tags=["catalogue"])
 
 
 @router.get("/offers", response_model=OfferList, responses=ERRORS)
-async def list_offers(service: ServiceDep, at: AtQuery = None) -> OfferList:
+async def list_offers(service: ReaderService, at: AtQuery = None) -> OfferList:
     """Offers valid at ``at`` (their campaign's window holds the day)."""
     when = service.resolve_at(at)
     _, days = await day_plans_for(service, when)
@@ -33,7 +33,7 @@ async def list_offers(service: ServiceDep, at: AtQuery = None) -> OfferList:
 
 
 @router.get("/campaigns", response_model=CampaignList, responses=ERRORS)
-async def list_campaigns(service: ServiceDep, at: AtQuery = None) -> CampaignList:
+async def list_campaigns(service: ReaderService, at: AtQuery = None) -> CampaignList:
     """Campaigns running at ``at``."""
     when = service.resolve_at(at)
     _, days = await day_plans_for(service, when)
@@ -62,7 +62,7 @@ async def list_campaigns(service: ServiceDep, at: AtQuery = None) -> CampaignLis
 )
 async def recommendations(
     member_id: MemberPath,
-    service: ServiceDep,
+    service: ReaderService,
     at: AtQuery = None,
     k: Annotated[int, Query(ge=1, le=MAX_RECOMMENDATIONS)] = 10,
 ) -> RecommendationsResponse:

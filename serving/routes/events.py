@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from nbo.serving.deps import ServiceDep, require
+from nbo.serving.deps import WriterService
 from nbo.serving.metrics import EVENTS
 from nbo.serving.routes.offers import ERRORS
 from nbo.serving.schemas import EventsAck, EventsRequest, Problem
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(require("writer"))])
+router = APIRouter(prefix="/v1", tags=["events"])
 
 
 @router.post("/events", response_model=EventsAck, responses=ERRORS | {413: {"model": Problem}})
-def post_events(body: EventsRequest, service: ServiceDep) -> EventsAck:
+def post_events(body: EventsRequest, service: WriterService) -> EventsAck:
     """Record 1 to 10,000 events; idempotent on ``event_id``.
 
     The answer comes only after the events are committed durably: a 2xx means stored. Resending

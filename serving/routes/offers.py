@@ -6,11 +6,11 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
 
-from nbo.serving.deps import ServiceDep, require
+from nbo.serving.deps import ReaderService
 from nbo.serving.metrics import DECISIONS
 from nbo.serving.plans import DayPlans
 from nbo.serving.schemas import (
@@ -23,7 +23,7 @@ from nbo.serving.state import MemberOffers, ModelState, OfferService
 
 __all__ = ["day_plans_for", "router"]
 
-router = APIRouter(prefix="/v1", tags=["offers"], dependencies=[Depends(require("reader"))])
+router = APIRouter(prefix="/v1", tags=["offers"])
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem},
     503: {"model": Problem},
@@ -115,7 +115,7 @@ async def _decide(
 @router.get("/members/{member_id}/offers", response_model=MemberOffersResponse, responses=ERRORS)
 async def member_offers(
     member_id: MemberPath,
-    service: ServiceDep,
+    service: ReaderService,
     at: AtQuery = None,
     channel: Annotated[str, Query(max_length=32, description="a channel of the policy")] = "email",
     limit: Annotated[int | None, Query(ge=1, le=50, description="at most this many")] = None,
@@ -132,7 +132,7 @@ async def member_offers(
 
 
 @router.post("/offers/batch", response_model=BatchOffersResponse, responses=ERRORS)
-async def batch_offers(body: BatchOffersRequest, service: ServiceDep) -> Response:
+async def batch_offers(body: BatchOffersRequest, service: ReaderService) -> Response:
     """The same for up to 1,000 members in one call (results in request order)."""
     when, answers = await _decide(
         service, body.member_ids, body.at, body.channel, body.limit, in_thread=True

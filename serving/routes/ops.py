@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from nbo.serving.deps import ServiceDep, SettingsDep, require
+from nbo.serving.deps import AdminService
 from nbo.serving.metrics import CONTENT_TYPE_LATEST, render
 from nbo.serving.routes.offers import ERRORS
 from nbo.serving.schemas import ReloadResponse
@@ -57,19 +57,14 @@ def write_reload_file(path: Path, uri: str) -> None:
     tmp.replace(path)
 
 
-@router.post(
-    "/admin/reload",
-    response_model=ReloadResponse,
-    responses=ERRORS,
-    dependencies=[Depends(require("admin"))],
-)
-async def reload(service: ServiceDep, settings: SettingsDep) -> ReloadResponse:
+@router.post("/admin/reload", response_model=ReloadResponse, responses=ERRORS)
+async def reload(service: AdminService) -> ReloadResponse:
     """Load the registry's current champion (and challenger) and switch to it.
 
     Requests in flight finish on the model they started with. With several workers, the others
     follow within a second or two (they watch the reload file).
     """
     models = await run_in_threadpool(service.reload)
-    if settings.reload_file is not None:
-        write_reload_file(settings.reload_file, models["champion"])
+    if service.settings.reload_file is not None:
+        write_reload_file(service.settings.reload_file, models["champion"])
     return ReloadResponse(models=models)

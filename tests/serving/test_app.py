@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, time
@@ -176,6 +177,12 @@ def test_oversized_bodies_are_413(make_client: Callable[..., TestClient]) -> Non
     events = [{"event_id": f"e{i}", "event_type": "click", "member_id": 1, "offer_id": "x",
                "ts": "2024-04-01T10:00:00"} for i in range(100)]  # fmt: skip
     assert small.post("/v1/events", json={"events": events}, headers=WRITER).status_code == 413
+    body = json.dumps({"events": events}).encode()
+    streamed = small.post(  # no Content-Length: chunked, counted as it arrives
+        "/v1/events", content=iter([body[:1500], body[1500:]]),
+        headers=WRITER | {"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert streamed.status_code == 413
 
 
 def test_holdout_members_get_no_offers_and_are_recorded(
