@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,10 +25,11 @@ from nbo.serving.routes import catalog, events, offers, ops
 from nbo.serving.state import OfferService
 from nbo.settings import Settings
 
-__all__ = ["MIGRATED_ENV", "create_app"]
+__all__ = ["FAILED_ENV", "MIGRATED_ENV", "create_app"]
 
 log = logging.getLogger("nbo.serving")
 MIGRATED_ENV = "NBO_SERVE_MIGRATED"  # set by `nbo serve`: the parent migrated the database
+FAILED_ENV = "NBO_SERVE_FAILED_FILE"  # set by `nbo serve --workers N`: where a worker says why
 
 
 _shown: set[tuple[str, str, str]] = set()
@@ -66,13 +69,37 @@ async def _refresh_budgets(service: OfferService) -> None:
             log.exception("budget refresh failed")
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    service = OfferService(settings, migrate=os.environ.get(MIGRATED_ENV) != "1")
+def _startup_failed(exc: BaseException) -> None:
+    """Say why in one line; under a supervisor of several workers, stop it (it would restart
+    the worker forever) and leave the reason where ``nbo serve`` reads it."""
+    message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    print(f"nbo serve: cannot start: {message}", file=sys.stderr, flush=True)
+    failed = os.environ.get(FAILED_ENV)
+    if failed:
+        Path(failed).write_text(message)
+        os.kill(os.getppid(), signal.SIGTERM)
+
+
+async def _start(service: OfferService) -> None:
     try:
         await run_in_threadpool(service.load)
         await run_in_threadpool(service.refresh_budgets, service.today())
+    except Exception as exc:
+        _startup_failed(exc)
+        await service.aclose()
+        raise
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    try:
+        service = OfferService(settings, migrate=os.environ.get(MIGRATED_ENV) != "1")
+    except Exception as exc:
+        _startup_failed(exc)
+        raise
+    await _start(service)
+    try:
         _show_models(service)
         app.state.service = service
         models = ", ".join(f"{arm} {state.uri}" for arm, state in service.models.items())
@@ -88,7 +115,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        service.close()
+        await service.aclose()
 
 
 async def _bad_input(request: Request, exc: Exception) -> JSONResponse:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from hashlib import blake2b
@@ -211,12 +210,12 @@ class OfferService:
             out.append(MemberOffers(member_id, arm, cold, decided, day, state))
         return out
 
-    def record(self, answers: list[MemberOffers], at: datetime) -> Future[int]:
-        """Queue the answers' decisions and arm assignments for the next group commit."""
+    async def record(self, answers: list[MemberOffers], at: datetime) -> int:
+        """Store the answers' decisions and arm assignments (the next group commit)."""
         decisions = [_decision_row(d, a.arm) for a in answers for d in a.decisions]
         assignments = [{"member_id": a.member_id, "arm": a.arm, "assigned_at": at}
                        for a in answers]  # fmt: skip
-        return self.writer.submit(decisions, assignments)
+        return await self.writer.record(decisions, assignments)
 
     # -- budgets ------------------------------------------------------------------------------
     def refresh_budgets(self, day: date) -> None:
@@ -234,8 +233,8 @@ class OfferService:
                 closed.add(cid)
         self.closed_campaigns = frozenset(closed)
 
-    def close(self) -> None:
-        self.writer.close()
+    async def aclose(self) -> None:
+        await self.writer.aclose()
         self.store.close()
 
 

@@ -1,89 +1,83 @@
 """Group commit: decisions of concurrent requests written in one durable transaction.
 
-Requests hand their rows to :meth:`DecisionWriter.submit` and await the returned future; one
-thread takes whatever has queued up while the previous commit ran, writes it in one
-transaction and resolves every future after the commit. A busy service thus pays one commit
-(one fsync) per batch rather than per request, and no request is answered before its decisions
-are stored.
+Requests queue their rows with :meth:`DecisionWriter.record` and await it; one task on the
+event loop takes whatever has queued up while the previous commit ran, writes it in one
+transaction on a single database thread, and answers every waiting request after the commit.
+A busy service thus pays one commit and one thread hop per batch rather than per request, and
+no request is answered before its decisions are stored.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from concurrent.futures import Future
+import asyncio
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from nbo.history import InteractionStore
 
 __all__ = ["DecisionWriter"]
 
-_MAX_BATCH = 512  # requests per transaction
-_STOP = object()
+Rows = list[dict[str, Any]]
 
 
 class DecisionWriter:
-    """A background writer of online decisions and arm assignments into ``store``."""
+    """Online decisions and arm assignments into ``store``, batched on the running loop."""
 
     def __init__(self, store: InteractionStore, *, sync: bool = True) -> None:
         self.store = store
         self.sync = sync
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="nbo-decision-writer", daemon=True)
-        self._thread.start()
+        self._pending: list[tuple[Rows, Rows, asyncio.Future[int]]] = []
+        self._wake = asyncio.Event()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="nbo-decision-writer")
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
-    def submit(
-        self, decisions: list[dict[str, Any]], assignments: list[dict[str, Any]]
-    ) -> Future[int]:
-        """Queue rows for the next commit; the future gives the number of new decisions."""
-        future: Future[int] = Future()
-        if not self._thread.is_alive():
-            future.set_exception(RuntimeError("the decision writer is stopped"))
-            return future
-        self._queue.put((decisions, assignments, future))
-        return future
+    async def record(self, decisions: Rows, assignments: Rows) -> int:
+        """Store the rows in the next commit; returns how many decisions were new to the store.
 
-    def _run(self) -> None:
+        Raises what the database raised when the commit failed (nothing of it is stored).
+        """
+        if self._closed:
+            raise RuntimeError("the decision writer is stopped")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((decisions, assignments, future))
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < _MAX_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stop = True
-                    break
-                batch.append(more)
-            self._write(batch)
-            if stop:
-                return
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                await loop.run_in_executor(self._thread, self._write, batch)
+            except Exception as exc:  # every waiting request learns of the failure
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for rows, _, future in batch:
+                if not future.done():
+                    future.set_result(len(rows))
 
-    def _write(self, batch: list[tuple[list[dict[str, Any]], list[dict[str, Any]], Any]]) -> None:
+    def _write(self, batch: list[tuple[Rows, Rows, asyncio.Future[int]]]) -> None:
         decisions = [row for rows, _, _ in batch for row in rows]
-        assignments = [row for _, rows, _ in batch for row in rows]
-        try:
-            self.store.record_online(decisions, _unique(assignments), sync=self.sync)
-        except Exception as exc:  # every waiting request learns of the failure
-            for _, _, future in batch:
-                future.set_exception(exc)
-            return
-        for rows, _, future in batch:
-            future.set_result(len(rows))
+        assignments = {row["member_id"]: row for _, rows, _ in reversed(batch) for row in rows}
+        self.store.record_online(decisions, list(assignments.values()), sync=self.sync)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Write what is queued, then stop the thread."""
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
-
-
-def _unique(assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: dict[int, dict[str, Any]] = {}
-    for row in assignments:
-        seen.setdefault(row["member_id"], row)
-    return list(seen.values())
+    async def aclose(self) -> None:
+        """Write what is queued, then stop."""
+        self._closed = True
+        while self._pending:  # the task takes them; wait until it has
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._thread.shutdown(wait=True)

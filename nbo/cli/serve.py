@@ -39,10 +39,11 @@ def _settings() -> object:
         raise NboError(f"invalid settings — {problems}") from None
 
 
-def prepare_serving(model: str | None, workers: int) -> None:
+def prepare_serving(model: str | None, workers: int) -> Path | None:
     """Check the settings, model and data before any worker starts; migrate the database once."""
+    from nbo.decisioning.policy import load_policy
     from nbo.history import InteractionStore
-    from nbo.serving.app import MIGRATED_ENV
+    from nbo.serving.app import FAILED_ENV, MIGRATED_ENV
     from nbo.serving.state import resolve_model
     from nbo.settings import Settings
 
@@ -54,6 +55,7 @@ def prepare_serving(model: str | None, workers: int) -> None:
         raise NboError('no API keys configured: set NBO_API_KEYS, e.g. \'{"my-key": "admin"}\'')
     if not (settings.data_dir / "manifest.json").is_file():
         raise NboError(f"NBO_DATA_DIR {settings.data_dir}: no imported club dataset there")
+    load_policy(settings.policy_file)  # errors name the file and the field
     pinned, _ = resolve_model(settings.model_uri)
     console.print(f"serving {settings.model_uri} ({pinned}) on data {settings.data_dir}",
                   markup=False)  # fmt: skip
@@ -65,6 +67,9 @@ def prepare_serving(model: str | None, workers: int) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(run_dir / "metrics")
         os.environ["NBO_RELOAD_FILE"] = str(run_dir / "champion")
         (run_dir / "champion").write_text(pinned)
+        os.environ[FAILED_ENV] = str(run_dir / "failed")
+        return run_dir / "failed"
+    return None
 
 
 @fails_cleanly
@@ -75,11 +80,15 @@ def serve_cmd(
     model: Annotated[
         str | None, typer.Option(help="Model URI for the champion arm (default NBO_MODEL_URI).")
     ] = None,
+    limit_concurrency: Annotated[
+        int,
+        typer.Option(help="Requests (connections) one worker takes at once; more get 503.", min=1),
+    ] = 1024,
 ) -> None:
     """Run the offer service (FastAPI under uvicorn) until Ctrl-C."""
     import uvicorn
 
-    prepare_serving(model, workers)
+    failed = prepare_serving(model, workers)
     uvicorn.run(
         "nbo.serving.app:create_app",
         factory=True,
@@ -89,7 +98,10 @@ def serve_cmd(
         log_level="warning",
         timeout_graceful_shutdown=10,
         backlog=4096,
+        limit_concurrency=limit_concurrency,
     )
+    if failed is not None and failed.exists():  # a worker could not start: it said why
+        raise NboError(f"the service did not start: {failed.read_text()}")
 
 
 @experiment_app.command("report")

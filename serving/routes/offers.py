@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated
 
@@ -103,7 +102,7 @@ async def _decide(
     args = (member_ids, when, channel, limit, days, models)
     answers = await run_in_threadpool(service.decide, *args) if in_thread else service.decide(*args)
     try:
-        await asyncio.wrap_future(service.record(answers, when))
+        await service.record(answers, when)
     except SQLAlchemyError as exc:  # nothing is answered that was not recorded
         raise HTTPException(503, "the decisions could not be recorded; try again") from exc
     for answer in answers:

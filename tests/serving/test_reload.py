@@ -93,3 +93,22 @@ def test_reload_switches_every_worker_without_failing_a_request(
     finally:
         stop.set()
         server.kill()
+
+
+def test_a_worker_that_cannot_start_stops_the_service_with_its_reason(
+    registry: str, synth_club: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "club"  # passes the command's check (a manifest), not the worker's
+    broken.mkdir()
+    shutil.copy(synth_club / "manifest.json", broken / "manifest.json")
+    env = {
+        "PATH": str(Path(sys.executable).parent), "MLFLOW_TRACKING_URI": registry,
+        "NBO_DATA_DIR": str(broken), "NBO_DATABASE_URL": f"sqlite:///{tmp_path / 'nbo.db'}",
+        "NBO_API_KEYS": json.dumps(KEYS),
+    }  # fmt: skip
+    command = [str(Path(sys.executable).with_name("nbo")), "serve", "--port", str(free_port()),
+               "--workers", "2"]  # fmt: skip
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "the service did not start" in done.stderr and "no club dataset" in done.stderr

@@ -1,8 +1,8 @@
-"""Group commit: every submitted batch is stored and its future resolved after the commit."""
+"""Group commit: every request's rows are stored, each answered after the commit."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from nbo.history import InteractionStore
-from nbo.history.schema import decisions
+from nbo.history.schema import assignments, decisions
 from nbo.serving.writer import DecisionWriter
 
 
@@ -23,34 +23,56 @@ def _row(i: int) -> dict[str, Any]:
             "reason": "r"}  # fmt: skip
 
 
+def _count(store: InteractionStore, table: Any) -> int:
+    with store.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar() or 0)
+
+
 @pytest.mark.parametrize("sync", [True, False])
-def test_concurrent_submissions_are_all_stored_once(tmp_path: Path, sync: bool) -> None:
+def test_concurrent_requests_are_all_stored_once_in_few_commits(
+    tmp_path: Path, sync: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with InteractionStore(f"sqlite:///{tmp_path / 'h.db'}") as store:
-        writer = DecisionWriter(store, sync=sync)
+        commits: list[int] = []
+        original = store.record_online
 
-        def submit(i: int) -> int:
-            assignment = {
-                "member_id": i % 7,
-                "arm": "champion",
-                "assigned_at": datetime(2024, 1, 1),
-            }
-            return writer.submit([_row(i), _row(i)], [assignment]).result(timeout=30)
+        def counted(rows: Any, *args: Any, **kwargs: Any) -> int:
+            commits.append(len(rows))
+            return original(rows, *args, **kwargs)
 
-        with ThreadPoolExecutor(8) as pool:
-            assert sorted(pool.map(submit, range(400))) == [2] * 400
-        writer.close()
-        with store.engine.connect() as connection:
-            assert connection.execute(select(func.count()).select_from(decisions)).scalar() == 400
-        stopped = writer.submit([_row(999)], [])
-        with pytest.raises(RuntimeError, match="stopped"):
-            stopped.result(timeout=1)
+        monkeypatch.setattr(store, "record_online", counted)
+
+        async def main() -> list[int]:
+            writer = DecisionWriter(store, sync=sync)
+            assignment = {"arm": "champion", "assigned_at": datetime(2024, 1, 1)}
+            answers = await asyncio.gather(
+                *(
+                    writer.record([_row(i), _row(i)], [assignment | {"member_id": i % 7}])
+                    for i in range(400)
+                )
+            )
+            await writer.aclose()
+            with pytest.raises(RuntimeError, match="stopped"):
+                await writer.record([_row(999)], [])
+            return list(answers)
+
+        assert asyncio.run(main()) == [2] * 400
+        assert _count(store, decisions) == 400 and _count(store, assignments) == 7
+        assert sum(commits) == 800 and len(commits) < 400  # batched, not one commit each
 
 
-def test_a_failed_commit_fails_every_waiting_request(tmp_path: Path) -> None:
+def test_a_failed_commit_fails_every_waiting_request_and_the_writer_goes_on(
+    tmp_path: Path,
+) -> None:
     with InteractionStore(f"sqlite:///{tmp_path / 'h.db'}") as store:
-        writer = DecisionWriter(store)
-        bad = _row(1) | {"p_redeem": None}  # NOT NULL
-        with pytest.raises(Exception, match="NOT NULL"):
-            writer.submit([bad], []).result(timeout=30)
-        assert writer.submit([_row(2)], []).result(timeout=30) == 1  # the writer goes on
-        writer.close()
+
+        async def main() -> None:
+            writer = DecisionWriter(store)
+            bad = _row(1) | {"p_redeem": None}  # NOT NULL
+            with pytest.raises(Exception, match="NOT NULL"):
+                await writer.record([bad], [])
+            assert await writer.record([_row(2)], []) == 1
+            await writer.aclose()
+
+        asyncio.run(main())
+        assert _count(store, decisions) == 1
