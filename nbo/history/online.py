@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -34,10 +35,9 @@ _EVENTS_SQL = (
     "SELECT member_id, offer_id, event_type, ts FROM events "
     "WHERE member_id IN ({marks}) AND ts < {p} AND ts >= {p}"
 )
-# SQLAlchemy's DateTime storage on SQLite: text that sorts as time does
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
+@lru_cache(maxsize=64)
 def _statement(template: str, members: int, backend: str) -> str:
     p = "?" if backend == "sqlite" else "%s"
     return template.format(marks=", ".join([p] * members), p=p)
@@ -70,7 +70,8 @@ def member_contacts(
     since = until - timedelta(days=lookback_days)
     bounds: list[Any] = [sent_until, since, until, since]
     if backend == "sqlite":
-        bounds = [moment.strftime(_SQLITE_TIME) for moment in bounds]
+        # SQLAlchemy's DateTime text on SQLite ("YYYY-MM-DD HH:MM:SS.ffffff"): sorts as time does
+        bounds = [moment.isoformat(" ", "microseconds") for moment in bounds]
     out: dict[int, Contacts] = {m: Contacts([], {}) for m in member_ids}
     members = sorted(out)
     for start in range(0, len(members), _MEMBERS_PER_QUERY):
