@@ -99,6 +99,8 @@ def serve_cmd(
         timeout_graceful_shutdown=10,
         backlog=4096,
         limit_concurrency=limit_concurrency,
+        access_log=False,  # Prometheus has the request counts and latencies
+        proxy_headers=False,  # nbo reads no client address; a proxy's headers change nothing
     )
     if failed is not None and failed.exists():  # a worker could not start: it said why
         raise NboError(f"the service did not start: {failed.read_text()}")
