@@ -50,7 +50,7 @@ def test_serve_names_a_missing_model(
 
 
 def test_experiment_report_per_arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(console, "width", 200)  # the whole table, as on a real terminal
+    monkeypatch.setattr(console, "width", 80)  # fits an ordinary terminal
     url = f"sqlite:///{tmp_path / 'h.db'}"
     t0 = datetime(2024, 4, 1, 9)
     with InteractionStore(url) as store:

@@ -126,21 +126,28 @@ def report_cmd(
             raise NboError(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
     with InteractionStore(database_url) as store:
         report = arm_report(store.experiment_frames(start))
-    table = Table(title="Experiment arms", title_justify="left")
-    for column in ("arm", "members", "served", "decisions", "redeemers", "redemption rate",
-                   "95% CI", "spend / member", "95% CI ", "lift vs holdout"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "arm" else "right")
+    # two narrow tables rather than one wide one: each fits an 80-column terminal
+    reach = Table(title="Experiment arms: who was served", title_justify="left")
+    effect = Table(title="Experiment arms: redemptions and spend (95% CI)", title_justify="left")
+    for table, columns in (
+        (reach, ("arm", "members", "served", "decisions", "redeemers")),
+        (effect, ("arm", "redemption rate", "95% CI", "spend / member", "95% CI ", "lift")),
+    ):
+        for column in columns:
+            table.add_column(column, justify="left" if column == "arm" else "right")
     for row in report.iter_rows(named=True):
         lift = row["rate_lift_vs_holdout"]
-        table.add_row(
-            row["arm"], f"{row['members']:,}", f"{row['served']:,}", f"{row['decisions']:,}",
-            f"{row['redeemers']:,}", f"{row['redemption_rate']:.4f}",
-            f"[{row['rate_low']:.4f}, {row['rate_high']:.4f}]",
-            f"{row['spend_per_member']:.3f}",
-            f"[{row['spend_low']:.3f}, {row['spend_high']:.3f}]",
+        reach.add_row(row["arm"], f"{row['members']:,}", f"{row['served']:,}",
+                      f"{row['decisions']:,}", f"{row['redeemers']:,}")  # fmt: skip
+        effect.add_row(
+            row["arm"], f"{row['redemption_rate']:.4f}",
+            f"{row['rate_low']:.4f}–{row['rate_high']:.4f}", f"{row['spend_per_member']:.3f}",
+            f"{row['spend_low']:.3f}–{row['spend_high']:.3f}",
             "-" if lift is None else f"{lift:+.4f}",
         )  # fmt: skip
-    console.print(table)
+    console.print(reach)
+    console.print(effect)
+    console.print("lift: redemption rate minus the holdout's", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -170,7 +170,11 @@ class InteractionStore:
         assigned = select(a.member_id, a.arm, a.assigned_at)
         if since is not None:
             assigned = assigned.where(a.assigned_at >= datetime.combine(since, time()))
-        counts = select(d.member_id, func.count().label("decisions")).group_by(d.member_id)
+        counts = (  # the service's decisions (they carry an arm), not batch runs
+            select(d.member_id, func.count().label("decisions"))
+            .where(d.arm.is_not(None))
+            .group_by(d.member_id)
+        )
         redeemed = select(e.member_id, e.ts, e.amount).where(e.event_type == "redemption")
         with self._reader.connect() as connection:
             return ExperimentFrames(
