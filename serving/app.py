@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -59,7 +58,6 @@ async def _watch_reload_file(app: FastAPI, service: OfferService) -> None:
             log.info("reloading %s (another worker switched to it)", wanted)
             await run_in_threadpool(service.reload, wanted)
             _show_models(service)
-            _freeze_heap()
 
 
 async def _refresh_budgets(service: OfferService) -> None:
@@ -82,13 +80,6 @@ def _startup_failed(exc: BaseException) -> None:
         os.kill(os.getppid(), signal.SIGTERM)
 
 
-def _freeze_heap() -> None:
-    """Exempt what is loaded now (models, day plans: millions of objects) from garbage
-    collection, so no request waits for a full collection to walk them."""
-    gc.collect()
-    gc.freeze()
-
-
 async def _start(service: OfferService) -> None:
     try:
         await run_in_threadpool(service.load)
@@ -97,7 +88,6 @@ async def _start(service: OfferService) -> None:
         _startup_failed(exc)
         await service.aclose()
         raise
-    _freeze_heap()
 
 
 @asynccontextmanager

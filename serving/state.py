@@ -7,6 +7,7 @@ changes the model under a request in flight.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections import OrderedDict
@@ -20,13 +21,14 @@ from nbo.decisioning.online import HashDraws, MemberDecision, decide_member
 from nbo.decisioning.policy import Policy, load_policy
 from nbo.errors import NboError
 from nbo.history import InteractionStore
+from nbo.history.engine import to_naive_utc
 from nbo.serving.arms import arm_of
 from nbo.serving.plans import COLD_MEMBER, DayPlans, build_day
 from nbo.serving.writer import DecisionWriter
 from nbo.settings import Settings
 from nbo.tracking.bundle import Bundle
 
-__all__ = ["MemberOffers", "ModelState", "OfferService", "resolve_model"]
+__all__ = ["MemberOffers", "ModelState", "OfferService", "require_api_keys", "resolve_model"]
 
 log = logging.getLogger("nbo.serving")
 _DAYS_KEPT = 3
@@ -77,16 +79,17 @@ class MemberOffers:
     model: ModelState
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+def require_api_keys(settings: Settings) -> None:
+    """The service answers no request without keys: refuse to start without any."""
+    if not settings.api_keys:
+        raise NboError('no API keys configured: set NBO_API_KEYS, e.g. \'{"my-key": "admin"}\'')
 
 
 class OfferService:
     """Everything a worker needs to answer requests; see the module docstring."""
 
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
-        if not settings.api_keys:
-            raise NboError('no API keys configured: set NBO_API_KEYS, e.g. \'{"key": "admin"}\'')
+        require_api_keys(settings)
         self.settings = settings
         self.policy: Policy = load_policy(settings.policy_file)
         if (
@@ -115,6 +118,10 @@ class OfferService:
         for state in models.values():
             self.day_plans(state, self.today())
         self.models = models
+        # the old models' plans go now, and the new ones (millions of objects) leave the
+        # collector's view, so no request waits for a full collection to walk them
+        gc.collect()
+        gc.freeze()
 
     def reload(self, uri: str | None = None) -> dict[str, str]:
         """Switch to the current champion (or ``uri``); requests in flight finish on the old."""
@@ -132,7 +139,7 @@ class OfferService:
     def resolve_at(self, at: datetime | None) -> datetime:
         """``at`` as naive UTC; default: the service's today at the current time of day."""
         if at is not None:
-            return _naive_utc(at)
+            return to_naive_utc(at)
         now = datetime.now(UTC).replace(tzinfo=None)
         return datetime.combine(self.today(), now.time())
 

@@ -6,7 +6,7 @@ import os
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +16,9 @@ from nbo.cli.common import console, fails_cleanly
 from nbo.cli.decide import DatabaseOpt
 from nbo.errors import NboError
 
+if TYPE_CHECKING:
+    from nbo.settings import Settings
+
 __all__ = ["register", "serve_cmd"]
 
 experiment_app = typer.Typer(
@@ -23,7 +26,7 @@ experiment_app = typer.Typer(
 )
 
 
-def _settings() -> object:
+def _settings() -> Settings:
     from pydantic_settings import SettingsError
 
     from nbo.settings import Settings
@@ -44,15 +47,12 @@ def prepare_serving(model: str | None, workers: int) -> Path | None:
     from nbo.decisioning.policy import load_policy
     from nbo.history import InteractionStore
     from nbo.serving.app import FAILED_ENV, MIGRATED_ENV
-    from nbo.serving.state import resolve_model
-    from nbo.settings import Settings
+    from nbo.serving.state import require_api_keys, resolve_model
 
     if model is not None:
         os.environ["NBO_MODEL_URI"] = model
     settings = _settings()
-    assert isinstance(settings, Settings)
-    if not settings.api_keys:
-        raise NboError('no API keys configured: set NBO_API_KEYS, e.g. \'{"my-key": "admin"}\'')
+    require_api_keys(settings)
     if not (settings.data_dir / "manifest.json").is_file():
         raise NboError(f"NBO_DATA_DIR {settings.data_dir}: no imported club dataset there")
     load_policy(settings.policy_file)  # errors name the file and the field

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -66,8 +65,6 @@ async def reload(service: AdminService) -> ReloadResponse:
     follow within a second or two (they watch the reload file).
     """
     models = await run_in_threadpool(service.reload)
-    gc.collect()  # the old model's plans go now, and the new ones leave the collector's view
-    gc.freeze()
     if service.settings.reload_file is not None:
         write_reload_file(service.settings.reload_file, models["champion"])
     return ReloadResponse(models=models)

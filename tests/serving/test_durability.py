@@ -57,8 +57,11 @@ def free_port() -> int:
 class Server:
     """``nbo serve`` as a child process in its own process group, logging to a file."""
 
-    def __init__(self, port: int, env: dict[str, str], cwd: Path) -> None:
+    def __init__(
+        self, port: int, env: dict[str, str], cwd: Path, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = port
+        self.args = args  # more `nbo serve` options, e.g. ("--workers", "2")
         self.env = env
         self.cwd = cwd
         self.base_url = f"http://127.0.0.1:{port}"
@@ -71,7 +74,7 @@ class Server:
 
     def start(self) -> None:
         self.starts += 1
-        command = [NBO, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [NBO, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args]
         with self.log.open("wb") as sink:
             self.process = subprocess.Popen(
                 command,

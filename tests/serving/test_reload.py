@@ -21,20 +21,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 KEYS = {"reload-reader": "reader", "reload-admin": "admin"}
 
 
-class TwoWorkers(Server):
-    """The durability test's server, started with two worker processes."""
-
-    def start(self) -> None:
-        self.starts += 1
-        command = [str(Path(sys.executable).with_name("nbo")), "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--workers", "2"]  # fmt: skip
-        with self.log.open("wb") as sink:
-            self.process = subprocess.Popen(
-                command, stdout=sink, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
-                start_new_session=True,
-            )  # fmt: skip
-
-
 def test_reload_switches_every_worker_without_failing_a_request(
     registry: str, synth_club: Path, tmp_path: Path
 ) -> None:
@@ -47,7 +33,7 @@ def test_reload_switches_every_worker_without_failing_a_request(
         "NBO_DATABASE_URL": f"sqlite:///{tmp_path / 'nbo.db'}", "NBO_API_KEYS": json.dumps(KEYS),
         "NBO_HOLDOUT_SHARE": "0", "OPENBLAS_NUM_THREADS": "1",
     }  # fmt: skip
-    server = TwoWorkers(free_port(), env, tmp_path)
+    server = Server(free_port(), env, tmp_path, args=("--workers", "2"))
     statuses: list[int] = []
     stop = threading.Event()
 
