@@ -22,6 +22,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import mean_poisson_deviance
 
 from nbo.features.visits import BASE_RATE_COLUMNS, FEATURE_COLUMNS, WEEKDAY_COLUMNS
+from nbo.models.boosted import raw_predict
 
 __all__ = [
     "MEAN_COLUMNS",
@@ -98,14 +99,17 @@ class CountModels:
     def mean(self, features: pl.DataFrame) -> np.ndarray:
         """Expected visits over the trained horizon."""
         x, _, base = design(features, MEAN_COLUMNS)
-        return base * self.mean_.predict(self.bins_.transform(x)) if features.height else base
+        if features.height == 0:
+            return base
+        mean: np.ndarray = base * _predict(self.mean_, self.bins_.transform(x))
+        return mean
 
     def median(self, features: pl.DataFrame) -> np.ndarray:
         """Median visits over the trained horizon, whole counts."""
         if features.height == 0:
             return np.zeros(0, dtype=np.int64)
         x, _, _ = design(features, MEDIAN_COLUMNS)
-        return _whole_counts(self.median_.predict(x))
+        return _whole_counts(_predict(self.median_, x))
 
     def _regressor(
         self, loss: str, max_iter: int, *, validated: bool = False
@@ -141,6 +145,11 @@ class CountModels:
         median.fit(x, np.log1p(y), X_val=xv, y_val=np.log1p(yv))
         errors = [np.mean(np.abs(yv - _whole_counts(p))) for p in median.staged_predict(xv)]
         self.n_iter_median_ = int(np.argmin(errors)) + 1  # ties: the fewest rounds
+
+
+def _predict(model: HistGradientBoostingRegressor, x: np.ndarray) -> np.ndarray:
+    """``model.predict(x)``, the trees walked on binned features (:mod:`nbo.models.boosted`)."""
+    return np.asarray(model._loss.link.inverse(raw_predict(model, x)), dtype=np.float64)
 
 
 def _whole_counts(log_median: np.ndarray) -> np.ndarray:
