@@ -56,9 +56,18 @@ class TreeTables:
         return tables
 
     def raw(self, binned: NDArray[np.uint8], n_threads: int = 1) -> NDArray[np.float64]:
-        """Baseline plus every tree's leaf value for each row of ``binned`` (model's bins)."""
+        """Baseline plus every tree's leaf value for each row of ``binned`` (model's bins).
+
+        ``n_threads``: OpenMP threads of the trees that are walked.
+        """
         n_rows = binned.shape[0]
         raw = np.full(n_rows, self.baseline)
+        walked = [tree for tree in self.trees if not isinstance(tree, _Table)]
+        if len(walked) == len(self.trees):  # deep trees only: walked on the whole array
+            for tree in walked:
+                raw += tree.predict_binned(binned, self.missing_bin, n_threads)
+            return raw
+        rows = np.ascontiguousarray(binned)
         columns = np.asfortranarray(binned)
         index = np.empty(min(n_rows, _BLOCK_ROWS), dtype=np.int32)
         code = np.empty_like(index)
@@ -70,9 +79,7 @@ class TreeTables:
             out, idx, tmp, val = raw[start:stop], index[:size], code[:size], value[:size]
             for tree in self.trees:
                 if not isinstance(tree, _Table):
-                    out += tree.predict_binned(
-                        np.ascontiguousarray(block), self.missing_bin, n_threads
-                    )
+                    out += tree.predict_binned(rows[start:stop], self.missing_bin, n_threads)
                     continue
                 np.take(tree.codes[0], block[:, tree.features[0]], out=idx)
                 for feature, codes in zip(tree.features[1:], tree.codes[1:], strict=True):
@@ -126,16 +133,15 @@ def _tree_table(tree: Any, missing: int, n_features: int) -> _Table | Any:
     return _Table(features, tuple(codes), leaves)
 
 
-def raw_predict(model: Any, x: NDArray[np.float64]) -> NDArray[np.float64]:
+def raw_predict(model: Any, x: NDArray[np.float64], n_threads: int = 1) -> NDArray[np.float64]:
     """``model._raw_predict(x)`` of a single-output model, through :class:`TreeTables`.
 
-    Trees too deep for a table are walked on the binned features with scikit-learn's OpenMP
-    threads (one byte per feature instead of eight: about twice as fast as on the raw values).
-    Falls back to scikit-learn's own ``_raw_predict`` where the tables do not apply.
+    Trees too deep for a table are walked on the binned features (one byte per feature instead
+    of eight: about twice as fast as on the raw values), on ``n_threads`` OpenMP threads (one:
+    a caller runs models side by side, and on a busy machine OpenMP's waits cost more than
+    they save). Falls back to scikit-learn's own ``_raw_predict`` where the tables do not apply.
     """
     tables = TreeTables.of(model)
     if tables is None:
         return np.asarray(model._raw_predict(x)[:, 0], dtype=np.float64)
-    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
-
-    return tables.raw(model._bin_mapper.transform(x), _openmp_effective_n_threads())
+    return tables.raw(model._bin_mapper.transform(x), n_threads)

@@ -18,6 +18,7 @@ window.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import numpy as np
@@ -225,13 +226,14 @@ class VisitTiming:
         )
         features = features.sort("member_id")
         cold = self._cold(features)
-        mean_h = self._mean(features, self.counts_.mean(features))
-        p_visit = self._probabilities(self._day_rates(features, mean_h, cold, as_of, P_VISIT_DAYS))
-        expected = mean_h * h / self.horizon_days
-        if h == self.horizon_days:
-            likely = self.counts_.median(features)
-        else:
-            likely = nb_median(expected, self.alpha_)
+        # the median model's trees on another core while the mean and p_visit are worked out
+        with ThreadPoolExecutor(1) as pool:
+            median = pool.submit(self.counts_.median, features) if h == self.horizon_days else None
+            mean_h = self._mean(features, self.counts_.mean(features))
+            days = self._day_rates(features, mean_h, cold, as_of, P_VISIT_DAYS)
+            p_visit = self._probabilities(days)
+            expected = mean_h * h / self.horizon_days
+            likely = nb_median(expected, self.alpha_) if median is None else median.result()
         shares = weekday_shares(features, cold, self.profile_prior)
         gap = features["gap_median"].fill_null(np.nan).to_numpy()
         own_gap = ~cold & ~np.isnan(gap)
