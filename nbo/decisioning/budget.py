@@ -74,6 +74,8 @@ def _usage(
 def _priced(
     rows: Rows, priority: NDArray[np.float64], use: NDArray[np.float64], prices: NDArray[np.float64]
 ) -> NDArray[np.float64]:
+    if not prices.any():  # no budget binds: the same numbers without the product
+        return priority - 0.0
     priced: NDArray[np.float64] = priority - (use * prices[rows.campaign]).sum(axis=1)
     return priced
 
@@ -165,13 +167,24 @@ def _best_lists(
     capacity: NDArray[np.int64],
     per_group: int,
 ) -> NDArray[np.float64]:
-    """Per member: the best sum of ``capacity`` rows taking at most ``per_group`` per group."""
-    order = np.lexsort((-score, group))
+    """Per member: the best sum of ``capacity`` rows taking at most ``per_group`` per group.
+
+    Rows already in member order with scores falling within each member (the engine's order
+    when no budget is priced) need no sort by score: a stable sort by group, and back to row
+    order, rank the rows as the two sorts by (group, -score) and (member, -score) do, but for
+    the order of rows of equal score, which changes no sum.
+    """
+    presorted = bool(
+        np.all(
+            (member[1:] > member[:-1]) | ((member[1:] == member[:-1]) & (score[1:] <= score[:-1]))
+        )
+    )
+    order = np.argsort(group, kind="stable") if presorted else np.lexsort((-score, group))
     grouped = group[order]
     start = np.r_[0, np.flatnonzero(grouped[1:] != grouped[:-1]) + 1] if order.size else order
     rank = np.arange(order.size) - np.repeat(start, np.diff(np.r_[start, order.size]))
     keep = order[rank < per_group]
-    keep = keep[np.lexsort((-score[keep], member[keep]))]
+    keep = np.sort(keep) if presorted else keep[np.lexsort((-score[keep], member[keep]))]
     owners = member[keep]
     first = np.r_[0, np.flatnonzero(owners[1:] != owners[:-1]) + 1] if keep.size else keep
     rank = np.arange(keep.size) - np.repeat(first, np.diff(np.r_[first, keep.size]))
