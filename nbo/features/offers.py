@@ -400,13 +400,14 @@ def _group_counts_eager(
     members = np.unique(distinct["member_id"].to_numpy())
     columns: dict[str, pl.Series] = {}
     for prefix, offer_groups, n_groups in kinds:
-        code = coded[f"_g_{prefix}"]
-        mine = code.is_not_null().to_numpy()
-        group = code.to_numpy()[mine].astype(np.int64) if n_groups else np.zeros(0, np.int64)
+        # the lines in one of the offered groups (a filter, not NumPy on a nullable column,
+        # which would go through floats)
+        mine = coded.filter(pl.col(f"_g_{prefix}").is_not_null())
+        group = mine[f"_g_{prefix}"].to_numpy().astype(np.int64)
         n = max(n_groups, 1)
-        basket = coded["basket_id"].to_numpy()[mine]
-        member = coded["member_id"].to_numpy()[mine]
-        spend = coded["sales_value"].to_numpy()[mine]
+        basket = mine["basket_id"].to_numpy()
+        member = mine["member_id"].to_numpy()
+        spend = mine["sales_value"].to_numpy()
         order, first = _sorted_groups(_combined(_basket_codes(basket), group, n))
         basket_spend = np.add.reduceat(spend[order], first) if first.size else spend[:0]
         key = _combined(_member_codes(member[order][first], members), group[order][first], n)
