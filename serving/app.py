@@ -16,16 +16,18 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import Receive, Scope, Send
 
 from nbo import __version__
 from nbo.errors import NboError
+from nbo.serving import fastpath
 from nbo.serving.metrics import MODEL
 from nbo.serving.middleware import RouteTimer
 from nbo.serving.routes import catalog, events, offers, ops
 from nbo.serving.state import OfferService
 from nbo.settings import Settings
 
-__all__ = ["FAILED_ENV", "MIGRATED_ENV", "create_app"]
+__all__ = ["FAILED_ENV", "MIGRATED_ENV", "OfferApp", "create_app"]
 
 log = logging.getLogger("nbo.serving")
 MIGRATED_ENV = "NBO_SERVE_MIGRATED"  # set by `nbo serve`: the parent migrated the database
@@ -127,10 +129,24 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "the interaction history database is unavailable"}, 503)
 
 
+class OfferApp(FastAPI):
+    """FastAPI, with the plain form of the hottest request answered first (:mod:`fastpath`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.state.settings.fast_path:
+            service: OfferService | None = self.state.service
+            if service is not None and service.ready:
+                plain = fastpath.plain_request(scope, self.state.settings.api_keys)
+                if plain is not None:
+                    await fastpath.answer(self, service, plain, scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; ``settings`` default to the ``NBO_*`` environment."""
     settings = settings or Settings()
-    app = FastAPI(
+    app = OfferApp(
         title="nbo offer service",
         version=__version__,
         description="Next-best offers for loyalty club members: decisions, feedback, models.",

@@ -20,14 +20,28 @@ from nbo.serving.schemas import (
 )
 from nbo.serving.state import MemberOffers, ModelState, OfferService
 
-__all__ = ["day_plans_for", "router"]
+__all__ = [
+    "CHANNEL_MAX_LENGTH",
+    "DEFAULT_CHANNEL",
+    "LIMIT_MAX",
+    "MEMBER_MAX",
+    "ROUTE",
+    "day_plans_for",
+    "member_offers_body",
+    "router",
+]
 
 router = APIRouter(prefix="/v1", tags=["offers"])
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem},
     503: {"model": Problem},
 }  # fmt: skip
-MemberPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="the club's member id")]
+ROUTE = "/v1/members/{member_id}/offers"
+MEMBER_MAX = 2**63 - 1
+CHANNEL_MAX_LENGTH = 32
+DEFAULT_CHANNEL = "email"
+LIMIT_MAX = 50
+MemberPath = Annotated[int, Path(ge=0, le=MEMBER_MAX, description="the club's member id")]
 AtQuery = Annotated[
     datetime | None, Query(description="decision time (ISO 8601); default: the service's now")
 ]
@@ -111,22 +125,31 @@ async def _decide(
     return when, answers
 
 
-@router.get("/members/{member_id}/offers", response_model=MemberOffersResponse, responses=ERRORS)
+async def member_offers_body(
+    service: OfferService, member_id: int, at: datetime | None, channel: str, limit: int | None
+) -> bytes:
+    """One member's answer as JSON, its decisions recorded (the route's and the fast path's)."""
+    # one member's decision costs well under a millisecond: no thread hop
+    when, answers = await _decide(service, [member_id], at, channel, limit, in_thread=False)
+    return _response(answers[0], when, channel).model_dump_json().encode()
+
+
+@router.get(ROUTE.removeprefix("/v1"), response_model=MemberOffersResponse, responses=ERRORS)
 async def member_offers(
     member_id: MemberPath,
     service: ReaderService,
     at: AtQuery = None,
-    channel: Annotated[str, Query(max_length=32, description="a channel of the policy")] = "email",
-    limit: Annotated[int | None, Query(ge=1, le=50, description="at most this many")] = None,
+    channel: Annotated[
+        str, Query(max_length=CHANNEL_MAX_LENGTH, description="a channel of the policy")
+    ] = DEFAULT_CHANNEL,
+    limit: Annotated[int | None, Query(ge=1, le=LIMIT_MAX, description="at most this many")] = None,
 ) -> Response:
     """The member's ranked offers now (or at ``at``), each recorded in the history.
 
     Asking again on the same day gives the same answer (and records nothing twice) unless an
     event — a redemption, a dismissal, an exposure — changed what the contact policy allows.
     """
-    # one member's decision costs well under a millisecond: no thread hop
-    when, answers = await _decide(service, [member_id], at, channel, limit, in_thread=False)
-    body = _response(answers[0], when, channel).model_dump_json()
+    body = await member_offers_body(service, member_id, at, channel, limit)
     return Response(body, media_type="application/json")
 
 
