@@ -101,6 +101,8 @@ def serve_cmd(
         limit_concurrency=limit_concurrency,
         access_log=False,  # Prometheus has the request counts and latencies
         proxy_headers=False,  # nbo reads no client address; a proxy's headers change nothing
+        # several workers take connections in turn (nbo/serving/accept.py)
+        loop="nbo.serving.accept:TurnTakingLoop" if workers > 1 else "auto",
     )
     if failed is not None and failed.exists():  # a worker could not start: it said why
         raise NboError(f"the service did not start: {failed.read_text()}")
