@@ -87,8 +87,8 @@ class Settings(BaseSettings):
     """How often each worker re-reads campaign budget usage from the history store."""
 
     fast_path: bool = True
-    """Answer a plain ``GET /v1/members/{id}/offers`` before FastAPI (the same answer, a
-    CPU less than half); off: every request goes through FastAPI's route."""
+    """Answer a plain ``GET /v1/members/{id}/offers`` before FastAPI (the same answer for less
+    than half the CPU); off: every request goes through FastAPI's route."""
 
     reload_file: Path | None = None
     """A file whose change makes every worker reload its models (``nbo serve`` sets it)."""
