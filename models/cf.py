@@ -31,7 +31,8 @@ class CollaborativeFilter:
     random_state
         Seed of the ALS initialisation.
     num_threads
-        ALS threads (0 = all cores; results then vary slightly between runs).
+        ALS threads (0 = all cores; results then vary slightly between runs). The item-item
+        model always uses every core (its result does not depend on them).
     """
 
     def __init__(
@@ -69,7 +70,9 @@ class CollaborativeFilter:
             random_state=self.random_state,
             num_threads=self.num_threads,
         )
-        self.item_item_ = BM25Recommender(K=self.neighbours, num_threads=self.num_threads)
+        # Item-item on every core: each item's neighbours are found on their own, so threads do
+        # not change them (checked on Complete Journey).
+        self.item_item_ = BM25Recommender(K=self.neighbours, num_threads=0)
         # One BLAS thread: implicit parallelises itself. One ALS thread by default, because
         # multithreaded ALS is not bit-for-bit reproducible for a seed.
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
