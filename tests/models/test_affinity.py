@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -11,15 +12,19 @@ import pytest
 
 from nbo.data.io import ClubData
 from nbo.features.history import History
-from nbo.models.affinity import ProductAffinity
+from nbo.models.affinity import ProductAffinity, RankerBag, _bag_mask
 from tests.models.clubs import BREAD, MILK, START, rhythm_club
 
-SMALL = {
+SMALL: dict[str, Any] = {
     "n_repurchase": 20,
     "n_cf": 5,
     "n_popular": 5,
     "max_iter": 40,
     "cf_params": {"factors": 8, "iterations": 3},
+    # One ranker: here milk and bread are both certain within the 14-day horizon, and one
+    # ranker's exact tie is broken by product id; an average of several breaks it by float noise.
+    "n_rankers": 1,
+    "negative_share": 0.3,
 }
 
 
@@ -92,6 +97,25 @@ def test_joblib_round_trip_and_determinism(
     assert again.recommend(history, k=5).equals(model.recommend(history, k=5))
     refit = ProductAffinity(**SMALL).fit(history)
     assert refit.recommend(history, k=5).equals(model.recommend(history, k=5))
+
+
+def test_rankers_learn_from_disjoint_negatives_and_every_positive() -> None:
+    labels = np.array([1, 0, 0, 0, 0, 0, 1, 0])
+    draw = np.array([0.05, 0.05, 0.25, 0.45, 0.65, 0.85, 0.95, 0.99])
+    masks = [_bag_mask(labels, draw, k, 0.2) for k in range(5)]
+    for mask in masks:
+        assert mask[labels == 1].all()
+    negatives = np.sum([mask & (labels == 0) for mask in masks], axis=0)
+    assert negatives[labels == 0].tolist() == [1] * 6  # each negative in exactly one ranker
+
+
+def test_ranker_bag_averages_its_rankers(fitted: tuple[ProductAffinity, History]) -> None:
+    _, history = fitted
+    model = ProductAffinity(**(SMALL | {"n_rankers": 3, "negative_share": 0.2})).fit(history)
+    assert isinstance(model.ranker_, RankerBag) and len(model.ranker_.rankers) == 3
+    features = np.zeros((3, model.ranker_.rankers[0].n_features_in_))
+    mean = np.mean([r.predict_proba(features) for r in model.ranker_.rankers], axis=0)
+    assert np.allclose(model.ranker_.predict_proba(features), mean)
 
 
 def test_no_history_is_a_clear_error(club: ClubData) -> None:
