@@ -27,12 +27,13 @@ _MEMBERS_PER_QUERY = 1_000
 
 # Plain SQL on a DBAPI connection: for one member, SQLAlchemy's statement compilation and
 # result machinery cost several times what SQLite takes to answer.
-_SENT_SQL = (
-    "SELECT member_id, offer_id, channel, decided_at FROM decisions "
-    "WHERE member_id IN ({marks}) AND decided_at < {p} AND decided_at >= {p}"
-)
-_EVENTS_SQL = (
-    "SELECT member_id, offer_id, event_type, ts FROM events "
+# one query, both tables: the decisions sent before `sent_before` (kind 0) and the events
+# before `at` (kind 1), each within the lookback
+_CONTACTS_SQL = (
+    "SELECT 0, member_id, offer_id, channel, decided_at FROM decisions "
+    "WHERE member_id IN ({marks}) AND decided_at < {p} AND decided_at >= {p} "
+    "UNION ALL "
+    "SELECT 1, member_id, offer_id, event_type, ts FROM events "
     "WHERE member_id IN ({marks}) AND ts < {p} AND ts >= {p}"
 )
 
@@ -78,17 +79,17 @@ def member_contacts(
         piece = members[start : start + _MEMBERS_PER_QUERY]
         cursor = connection.cursor()
         try:
-            cursor.execute(_statement(_SENT_SQL, len(piece), backend), (*piece, *bounds[:2]))
-            sent = cursor.fetchall()
-            cursor.execute(_statement(_EVENTS_SQL, len(piece), backend), (*piece, *bounds[2:]))
-            event_rows = cursor.fetchall()
+            query = _statement(_CONTACTS_SQL, len(piece), backend)
+            cursor.execute(query, (*piece, *bounds[:2], *piece, *bounds[2:]))
+            rows = cursor.fetchall()
         finally:
             cursor.close()
-        for member_id, offer_id, channel, decided_at in sent:
-            out[member_id].sent.append((offer_id, channel, _time(decided_at)))
         seen: dict[tuple[int, str], list[tuple[datetime, str]]] = {}
-        for member_id, offer_id, kind, ts in event_rows:
-            seen.setdefault((member_id, offer_id), []).append((_time(ts), kind))
+        for table, member_id, offer_id, what, moment in rows:
+            if table == 0:  # a decision: what is its channel
+                out[member_id].sent.append((offer_id, what, _time(moment)))
+            else:  # an event: what is its type
+                seen.setdefault((member_id, offer_id), []).append((_time(moment), what))
         for (member_id, offer_id), rows in seen.items():
             engaged = [ts for ts, kind in rows if kind in ("click", "redemption")]
             last = max(engaged) if engaged else None
