@@ -6,13 +6,13 @@ connection that is waiting. A client that opens its 16 keep-alive connections at
 latency. So in each worker this event loop leaves the shared socket to a thread that takes one
 connection at a time with a blocking ``accept()`` and then pauses for a millisecond, so that a
 burst of connections goes round the workers (a busy worker's thread also waits for the GIL,
-so the idler ones take more). Keep-alive clients never notice; a burst of 256 new connections
-is accepted within about 0.13 s by two workers.
+so the idler ones take more). Keep-alive clients never notice; two workers take a burst of 256
+new connections in about 0.13 s (256 pauses shared by two).
 
 ``nbo serve`` gives uvicorn this loop (``loop="nbo.serving.accept:TurnTakingLoop"``) when it
 runs several workers. uvicorn still gets a server object to close: one on an unbound socket
 that never listens. When uvicorn closes the shared socket at shutdown, the thread stops, and a
-connection it took in that moment is closed unanswered (another worker or a retry takes it).
+connection it took in that moment is closed unanswered (the client sees it reset).
 """
 
 from __future__ import annotations

@@ -17,13 +17,20 @@ from fastapi.security import APIKeyHeader
 from nbo.serving.state import OfferService
 from nbo.settings import ROLES, Role, Settings
 
-__all__ = ["API_KEY_HEADER", "AdminService", "ReaderService", "WriterService", "authorised"]
+__all__ = [
+    "API_KEY_HEADER",
+    "AdminService",
+    "ReaderService",
+    "WriterService",
+    "authorised",
+    "role_of",
+]
 
 API_KEY_HEADER = "X-API-Key"
 _key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
-def _role_of(key: str, keys: dict[str, Role]) -> Role | None:
+def role_of(key: str, keys: dict[str, Role]) -> Role | None:
     """The key's role; every configured key is compared, in constant time each."""
     found: Role | None = None
     given = key.encode()
@@ -48,7 +55,7 @@ def authorised(role: Role) -> Callable[..., Awaitable[OfferService]]:
                 f"missing API key: send it in the {API_KEY_HEADER} header",
                 headers={"WWW-Authenticate": "APIKey"},
             )
-        found = _role_of(key, settings.api_keys)
+        found = role_of(key, settings.api_keys)
         if found is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,

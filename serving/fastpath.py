@@ -28,7 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from nbo.serving.deps import API_KEY_HEADER, _role_of
+from nbo.serving.deps import API_KEY_HEADER, role_of
 from nbo.serving.metrics import LATENCY
 from nbo.serving.routes.offers import (
     CHANNEL_MAX_LENGTH,
@@ -71,7 +71,7 @@ def _reader_key(scope: Scope, keys: dict[str, Role]) -> bool:
     found = [value for name, value in scope["headers"] if name == _KEY]
     if len(found) != 1:
         return False
-    role = _role_of(found[0].decode("latin-1"), keys)
+    role = role_of(found[0].decode("latin-1"), keys)
     return role is not None and ROLES.index(role) >= _READER
 
 
