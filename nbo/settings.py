@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     budget_refresh_seconds: float = Field(default=5.0, gt=0)
     """How often each worker re-reads campaign budget usage from the history store."""
 
+    plan_ahead_minutes: int = Field(default=60, ge=0, le=1440)
+    """Minutes before midnight (UTC) at which each worker builds the next day's plans, so that
+    the day's first requests do not wait for that whole-club scoring run; 0: a day is planned
+    by its first request. Unused while ``today`` is set (the day never turns)."""
+
     fast_path: bool = True
     """Answer a plain ``GET /v1/members/{id}/offers`` before FastAPI (the same answer for less
     than half the CPU); off: every request goes through FastAPI's route."""

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -32,6 +33,7 @@ __all__ = ["FAILED_ENV", "MIGRATED_ENV", "OfferApp", "create_app"]
 log = logging.getLogger("nbo.serving")
 MIGRATED_ENV = "NBO_SERVE_MIGRATED"  # set by `nbo serve`: the parent migrated the database
 FAILED_ENV = "NBO_SERVE_FAILED_FILE"  # set by `nbo serve --workers N`: where a worker says why
+_PLAN_AHEAD_CHECK_SECONDS = 30.0  # how often a worker looks whether the next day is due
 
 
 _shown: set[tuple[str, str, str]] = set()
@@ -69,6 +71,16 @@ async def _refresh_budgets(service: OfferService) -> None:
             await run_in_threadpool(service.refresh_budgets, service.today())
         except Exception:  # a database hiccup must not stop the loop; readyz reports it
             log.exception("budget refresh failed")
+
+
+async def _plan_ahead(service: OfferService) -> None:
+    """Plan the next day before its first request needs it (``NBO_PLAN_AHEAD_MINUTES``)."""
+    while True:
+        try:
+            await run_in_threadpool(service.plan_ahead, datetime.now(UTC).replace(tzinfo=None))
+        except Exception:  # the day's first request will build it; say why now
+            log.exception("planning the next day ahead failed")
+        await asyncio.sleep(_PLAN_AHEAD_CHECK_SECONDS)
 
 
 def _startup_failed(exc: BaseException) -> None:
@@ -110,6 +122,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             asyncio.create_task(_watch_reload_file(app, service)),
             asyncio.create_task(_refresh_budgets(service)),
         ]
+        if settings.today is None and settings.plan_ahead_minutes:
+            tasks.append(asyncio.create_task(_plan_ahead(service)))
         yield
     finally:
         app.state.service = None

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from hashlib import blake2b
 from typing import Any
 
@@ -28,7 +28,14 @@ from nbo.serving.writer import DecisionWriter
 from nbo.settings import Settings
 from nbo.tracking.bundle import Bundle
 
-__all__ = ["MemberOffers", "ModelState", "OfferService", "require_api_keys", "resolve_model"]
+__all__ = [
+    "MemberOffers",
+    "ModelState",
+    "OfferService",
+    "day_to_plan_ahead",
+    "require_api_keys",
+    "resolve_model",
+]
 
 log = logging.getLogger("nbo.serving")
 _DAYS_KEPT = 3
@@ -77,6 +84,12 @@ class MemberOffers:
     decisions: list[MemberDecision]
     day: DayPlans | None
     model: ModelState
+
+
+def day_to_plan_ahead(now: datetime, lead: timedelta) -> date | None:
+    """Tomorrow, once ``now`` (naive UTC) is within ``lead`` of tomorrow's midnight; else None."""
+    tomorrow = now.date() + timedelta(days=1)
+    return tomorrow if datetime.combine(tomorrow, time()) - now <= lead else None
 
 
 def require_api_keys(settings: Settings) -> None:
@@ -159,6 +172,27 @@ class OfferService:
                 while len(state.days) > _DAYS_KEPT:
                     state.days.popitem(last=False)
         return found
+
+    def plan_ahead(self, now: datetime) -> date | None:
+        """Build the next day's plans of every model served, once ``now`` (naive UTC) is within
+        ``plan_ahead_minutes`` of midnight; returns that day (None: not due, or ``today`` is
+        fixed). Plans already built are kept, so calling it again costs nothing; a model
+        loaded later in the evening gets its plans at the next call."""
+        lead = timedelta(minutes=self.settings.plan_ahead_minutes)
+        if self.settings.today is not None or not lead:
+            return None
+        day = day_to_plan_ahead(now, lead)
+        if day is None:
+            return None
+        built = False
+        for state in list(self.models.values()):
+            if self.cached(state, day) is None:
+                self.day_plans(state, day)
+                built = True
+        if built:  # as after a load: the new plans leave the collector's view
+            gc.collect()
+            gc.freeze()
+        return day
 
     def check_at(self, state: ModelState, at: datetime) -> None:
         """Refuse a time the model was trained on (its data would leak into the answer)."""
