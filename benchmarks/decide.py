@@ -95,12 +95,14 @@ def overlay_club(club: Path, at: date, seed: int) -> Path:
 
 
 def model_code_digest() -> str:
-    """A digest of the model and feature code: a bundle is reused only by the code that made it."""
+    """A digest of the model, feature and bundle code: a bundle is reused only by the code that
+    made it."""
     import nbo.features
     import nbo.models
+    import nbo.tracking
 
     digest = hashlib.sha1(usedforsecurity=False)
-    for package in (nbo.models, nbo.features):
+    for package in (nbo.models, nbo.features, nbo.tracking):
         for path in sorted(p for d in package.__path__ for p in Path(d).rglob("*.py")):
             digest.update(path.read_bytes())
     return digest.hexdigest()[:10]

@@ -14,15 +14,35 @@ import numpy as np
 import polars as pl
 
 from nbo.data.io import ClubData
+from nbo.errors import NboError
 from nbo.features.history import History
+from nbo.features.offers import FEATURES as RESPONSE_FEATURES
+from nbo.models.affinity import FEATURES as AFFINITY_FEATURES
 from nbo.models.affinity import ProductAffinity
+from nbo.models.propensity import FEATURES as PROPENSITY_FEATURES
 from nbo.models.propensity import CategoryPropensity
 from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
+from nbo.models.visit_counts import MEAN_COLUMNS, MEDIAN_COLUMNS
 
-__all__ = ["BUNDLE_FILE", "Bundle"]
+__all__ = ["BUNDLE_FILE", "Bundle", "BundleError", "feature_lists"]
 
 BUNDLE_FILE = "bundle.joblib"
+
+
+class BundleError(NboError):
+    """A bundle file this code cannot use (not a bundle, or made by code with other features)."""
+
+
+def feature_lists() -> dict[str, list[str]]:
+    """The input columns each model of this code reads, in order; a bundle records its own."""
+    return {
+        "affinity": list(AFFINITY_FEATURES),
+        "propensity": list(PROPENSITY_FEATURES),
+        "response": list(RESPONSE_FEATURES),
+        "visit_mean": list(MEAN_COLUMNS),
+        "visit_median": list(MEDIAN_COLUMNS),
+    }
 
 
 @dataclass
@@ -37,6 +57,7 @@ class Bundle:
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     version: str = "local"
+    features: dict[str, list[str]] = field(default_factory=feature_lists)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -58,9 +79,24 @@ class Bundle:
         path = Path(path)
         if path.is_dir():
             path = path / BUNDLE_FILE
-        bundle = joblib.load(path)
+        retrain = "train a new one with this version (nbo train --data DIR --as-of DATE)"
+        try:
+            bundle = joblib.load(path)
+        except Exception as exc:  # unpickling a foreign file can raise almost anything
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise BundleError(
+                f"{path}: not a bundle this nbo can read ({message}); {retrain}"
+            ) from None
         if not isinstance(bundle, Bundle):
-            raise TypeError(f"{path} does not hold an nbo Bundle")
+            raise BundleError(f"{path} does not hold an nbo Bundle")
+        recorded = bundle.__dict__.get("features") or {}
+        changed = [name for name, columns in feature_lists().items()
+                   if recorded.get(name) != columns]  # fmt: skip
+        if changed:
+            raise BundleError(
+                f"{path} was trained by nbo code whose models read other features than this "
+                f"version's ({', '.join(changed)}); {retrain}"
+            )
         return bundle
 
     # -- predictions ---------------------------------------------------------------------------
