@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+import time as clock
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from types import TracebackType
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Select, func, select
+from sqlalchemy import Connection, Select, func, select
+from sqlalchemy.exc import OperationalError
 
 from nbo.decisioning.online import Contacts
 from nbo.errors import HistoryError
@@ -26,6 +28,8 @@ from nbo.settings import get_settings
 __all__ = ["InteractionStore"]
 
 _BACKENDS = ("sqlite", "postgresql")
+_LOCK_WAIT_S = 30.0  # how long an online write waits for another process's write lock
+_LOCK_PAUSES_S = (0.0002, 0.0005, 0.001, 0.002)  # between its tries (then the last, again)
 
 
 class InteractionStore:
@@ -144,18 +148,20 @@ class InteractionStore:
         ``sync=False`` on SQLite commits without waiting for the disk (``synchronous=NORMAL`` for
         this transaction): the rows survive a crash of the process, not of the machine.
         """
-        relaxed = not sync and self.url.get_backend_name() == "sqlite"
+        if self.url.get_backend_name() != "sqlite":
+            with self.engine.begin() as connection:
+                return insert_online(connection, decision_rows, assignment_rows)
         with self.engine.connect() as connection:
-            if relaxed:
-                connection.exec_driver_sql("PRAGMA synchronous=NORMAL")
-                connection.commit()
+            # SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20… ms between its tries, so a
+            # write that meets another worker's lock would wait tens of milliseconds: here the
+            # handler is off and the transaction is tried again after far shorter pauses
+            _set_pragmas(connection, busy_timeout=0, synchronous="FULL" if sync else "NORMAL")
             try:
-                with connection.begin():
-                    return insert_online(connection, decision_rows, assignment_rows)
-            finally:
-                if relaxed:  # the pooled connection serves durable writes next
-                    connection.exec_driver_sql("PRAGMA synchronous=FULL")
-                    connection.commit()
+                return _retry_locked(
+                    connection, lambda: insert_online(connection, decision_rows, assignment_rows)
+                )
+            finally:  # the pooled connection serves durable, patient writes next
+                _set_pragmas(connection, busy_timeout=30_000, synchronous="FULL")
 
     def campaign_usage(
         self, campaign_ids: Sequence[str], since: datetime, until: datetime
@@ -234,3 +240,26 @@ class InteractionStore:
 
     def __repr__(self) -> str:
         return f"InteractionStore({self.url.render_as_string(hide_password=True)!r})"
+
+
+def _set_pragmas(connection: Connection, **values: object) -> None:
+    for name, value in values.items():
+        connection.exec_driver_sql(f"PRAGMA {name}={value}")
+    connection.commit()
+
+
+def _retry_locked(connection: Connection, write: Callable[[], int]) -> int:
+    """``write()`` in a transaction of ``connection``, tried again while SQLite reports the
+    database locked by another writer (for at most ``_LOCK_WAIT_S``)."""
+    deadline = clock.monotonic() + _LOCK_WAIT_S
+    attempt = 0
+    while True:
+        try:
+            with connection.begin():
+                return write()
+        except OperationalError as exc:
+            locked = "locked" in str(exc.orig) or "busy" in str(exc.orig)
+            if not locked or clock.monotonic() > deadline:
+                raise
+        clock.sleep(_LOCK_PAUSES_S[min(attempt, len(_LOCK_PAUSES_S) - 1)])
+        attempt += 1

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from datetime import timedelta
 from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
 
 from nbo.history import InteractionStore
 from tests.history.conftest import T0
@@ -65,3 +71,52 @@ def test_an_unsynced_online_write_leaves_the_connection_durable(tmp_path: Any) -
         assert store.member_contacts(
             [1], at=T0 + timedelta(hours=1), sent_before=T0 + timedelta(hours=1)
         )[1].sent
+
+
+def _hold_write_lock(path: Any, seconds: float, held: threading.Event) -> None:
+    """Another process's writer, as SQLite sees it: a connection holding the write lock."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(seconds)
+        other.execute("COMMIT")
+    finally:
+        other.close()
+
+
+def test_an_online_write_waits_for_another_writer_without_sqlite_backoff(
+    tmp_path: Any,
+) -> None:
+    path = tmp_path / "h.db"
+    with InteractionStore(f"sqlite:///{path}") as store:
+        store.record_online([_decision("d0", 0)], [])  # the pool holds a warm connection
+        held = threading.Event()
+        holder = threading.Thread(target=_hold_write_lock, args=(path, 0.34, held))
+        holder.start()
+        held.wait(5)
+        start = time.monotonic()
+        assert store.record_online([_decision("d1", 1)], [], sync=False) == 1
+        waited = time.monotonic() - start
+        holder.join()
+        # released at 0.34 s: SQLite's own handler sleeps until 0.428 s (1, 2, 5, … 100 ms)
+        assert 0.3 <= waited < 0.4, waited
+        with store.engine.connect() as connection:
+            patience = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        assert patience == 30_000  # the pooled connection waits patiently again
+
+
+def test_an_online_write_gives_up_after_the_lock_wait(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "h.db"
+    monkeypatch.setattr("nbo.history.store._LOCK_WAIT_S", 0.1)
+    with InteractionStore(f"sqlite:///{path}") as store:
+        held = threading.Event()
+        holder = threading.Thread(target=_hold_write_lock, args=(path, 0.5, held))
+        holder.start()
+        held.wait(5)
+        with pytest.raises(OperationalError, match="locked"):
+            store.record_online([_decision("d1", 1)], [])
+        holder.join()
+        assert store.record_online([_decision("d1", 1)], []) == 1  # nothing was half-written
