@@ -89,7 +89,12 @@ class Bundle:
             ) from None
         if not isinstance(bundle, Bundle):
             raise BundleError(f"{path} does not hold an nbo Bundle")
-        recorded = bundle.__dict__.get("features") or {}
+        recorded = bundle.__dict__.get("features")
+        if recorded is None:
+            raise BundleError(
+                f"{path} was trained by an nbo version that did not record its models' input "
+                f"columns, so this one cannot tell whether it reads them right; {retrain}"
+            )
         changed = [name for name, columns in feature_lists().items()
                    if recorded.get(name) != columns]  # fmt: skip
         if changed:
