@@ -7,10 +7,11 @@ rate (1,000 requests/s: the latency a campaign tool sees at that load), then 16 
 connections as fast as they go (the most the service can take, and its latency when
 saturated). Reports requests/s, p50/p99 latency, non-2xx and socket errors/timeouts, and checks
 that every decision served is in the ``decisions`` table (wrk's script collects the decision
-ids it was served, and they are looked up; rows counted). A paced run also reports how far
-behind its slot any request was sent: wrk times a request from when it is written, so the
-p99 of a latency timed from the schedule is at most p99 + that figure, which is what the
-target is checked against.
+ids it was served, and they are looked up; rows counted). wrk times a request from when it
+is written, so in a paced run a request that waited for a free connection would hide that
+wait: the script counts the requests sent more than 1 ms behind their slot, and the target is
+checked against an upper bound on the p99 of latencies timed from the schedule (see
+``serve_offers.lua``), not wrk's own p99.
 
 Scenario B: ``POST /v1/events`` in batches of 1,000 and 10,000 events from a few concurrent
 clients into a fresh PostgreSQL database (created here, dropped afterwards); reports events/s.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -122,6 +124,7 @@ class WrkRun:
     rate: float  # requests/s the run was paced at; 0: unpaced
     behind_max_ms: float  # paced: the furthest behind its slot a request was sent
     behind_1ms: int  # paced: requests sent more than 1 ms behind their slot
+    p99_bound_ms: float  # paced: the most the p99 timed from the schedule can be (inf: unknown)
 
     @property
     def rps(self) -> float:
@@ -175,6 +178,7 @@ def run_wrk(
         rate=rate,
         behind_max_ms=figures["behind_max_us"] / 1e3,
         behind_1ms=int(figures["behind_1ms"]),
+        p99_bound_ms=figures["p99_bound_us"] / 1e3 if figures["p99_bound_us"] >= 0 else math.inf,
     )
 
 
@@ -184,13 +188,23 @@ def verdict(run: WrkRun, stored: int) -> str:
     kept = f"{stored:,} of {len(run.decision_ids):,} decisions recorded"
     errors = run.non_2xx + run.socket_errors + run.timeouts
     if run.rate:
-        bound = run.p99_ms + run.behind_max_ms
-        met = run.rps >= 0.99 * run.rate and bound <= TARGET_P99_MS and recorded and not errors
+        bound = (
+            "no bound (1 % or more sent late)"
+            if math.isinf(run.p99_bound_ms)
+            else f"at most {run.p99_bound_ms:.1f} ms"
+        )
+        met = (
+            run.rps >= 0.99 * run.rate
+            and run.p99_bound_ms <= TARGET_P99_MS
+            and recorded
+            and not errors
+        )
         return (
             f"| offers at 16 connections paced at {run.rate:,.0f} req/s: p99 ≤ "
             f"{TARGET_P99_MS:.0f} ms, every decision recorded | {run.rps:,.0f} req/s, p99 "
-            f"{run.p99_ms:.1f} ms (+ at most {run.behind_max_ms:.1f} ms behind schedule: "
-            f"{bound:.1f} ms), {errors:,} errors, {kept} | {'yes' if met else '**no**'} |"
+            f"{run.p99_ms:.1f} ms as wrk times it, {bound} timed from the schedule "
+            f"({run.behind_1ms:,} requests sent > 1 ms late), {errors:,} errors, "
+            f"{kept} | {'yes' if met else '**no**'} |"
         )
     if run.connections == 16:
         met = run.rps >= TARGET_RPS and recorded and not errors
@@ -240,9 +254,11 @@ def offers_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) ->
                 stored = count_stored(database_url, run.decision_ids)
                 paced = f"{rate:,.0f}/s" if rate else "no"
                 behind = f"{run.behind_max_ms:.1f} ({run.behind_1ms:,} > 1 ms)" if rate else "–"
+                bound = f"{run.p99_bound_ms:.1f}" if rate else "–"
                 rows.append(
                     f"| {connections} | {paced} | {run.seconds:.1f} | {run.requests:,} "
-                    f"| {run.rps:,.0f} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | {run.max_ms:.0f} "
+                    f"| {run.rps:,.0f} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | {bound} "
+                    f"| {run.max_ms:.0f} "
                     f"| {behind} | {run.non_2xx:,} | {run.socket_errors:,} | {run.timeouts:,} "
                     f"| {run.served:,} | {len(run.decision_ids):,} | {stored:,} | {added:,} "
                     f"| {server_cpu_s:.1f} | {run.wrk_cpu_s:.1f} | {cpu_ms:.2f} | {load_before} |"
@@ -251,14 +267,14 @@ def offers_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) ->
             total = count_rows(database_url, "decisions")
     rows.append(f"\ndecisions table after all runs (warm-up included): {total:,} rows")
     header = (
-        "| connections | paced | s | requests | req/s | p50 ms | p99 ms | max ms "
+        "| connections | paced | s | requests | req/s | p50 ms | p99 ms | p99 bound ms | max ms "
         "| most behind schedule ms | non-2xx | socket errors | timeouts | decisions served "
         "| distinct | distinct stored | rows added | server CPU s | wrk CPU s "
         "| CPU ms / request | load before |"
     )
     return [
         header,
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *rows,
         "",
         "| target | measured | met? |",
