@@ -10,12 +10,13 @@ from typer.testing import CliRunner
 
 from nbo.cli import app
 from nbo.tracking.bundle import Bundle, BundleError, feature_lists
-from nbo.tracking.registry import load_bundle
+from nbo.tracking.registry import configure, load_bundle
 
 
 @pytest.fixture
 def bundle(env: None) -> Bundle:
     """The registry fixture's champion, loaded afresh (a test may change it)."""
+    configure()  # MLflow's URIs are process-wide: an earlier test may have pointed them elsewhere
     return load_bundle("models:/nbo@champion")
 
 
