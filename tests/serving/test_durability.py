@@ -8,14 +8,9 @@ the ``events`` table exactly once, and sending everything again only yields dupl
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +26,7 @@ from sqlalchemy import text
 
 from nbo.data.io import ClubData
 from nbo.history.engine import make_engine
+from nbo.serving.process import ServeProcess, ServeProcessError
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -43,75 +39,14 @@ BATCH_TIMEOUT_S = 120.0  # how long one client goes on retrying one batch
 RETRY_PAUSE_S = 0.05
 WRITER_KEY = "durability-writer"
 API_KEYS = {WRITER_KEY: "writer", "durability-reader": "reader"}
-NBO = str(Path(sys.executable).with_name("nbo"))
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on now (the kernel's pick for port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Server:
-    """``nbo serve`` as a child process in its own process group, logging to a file."""
-
-    def __init__(
-        self, port: int, env: dict[str, str], cwd: Path, args: tuple[str, ...] = ()
-    ) -> None:
-        self.port = port
-        self.args = args  # more `nbo serve` options, e.g. ("--workers", "2")
-        self.env = env
-        self.cwd = cwd
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.starts = 0
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.cwd / f"serve-{self.starts}.log"
-
-    def start(self) -> None:
-        self.starts += 1
-        command = [NBO, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args]
-        with self.log.open("wb") as sink:
-            self.process = subprocess.Popen(
-                command,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,  # a group of its own: a SIGKILL reaches any worker too
-            )
-
-    def wait_ready(self) -> None:
-        """Poll ``/v1/readyz`` until it answers 200; fail with the log if it never does."""
-        assert self.process is not None
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        with httpx.Client(base_url=self.base_url, timeout=2.0) as http:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    pytest.fail(f"nbo serve exited with {self.process.returncode}:\n{self.tail()}")
-                try:
-                    if http.get("/v1/readyz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-        pytest.fail(f"nbo serve not ready after {READY_TIMEOUT_S:.0f} s:\n{self.tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group and reap the child (no-op once it is gone)."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-        self.process = None
-
-    def tail(self, chars: int = 4000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+def wait_ready(server: ServeProcess) -> None:
+    """The server's readiness, or the test's failure with the server's log."""
+    try:
+        server.wait_ready(READY_TIMEOUT_S)
+    except ServeProcessError as exc:
+        pytest.fail(str(exc))
 
 
 def make_batches(club: Path) -> list[list[dict[str, Any]]]:
@@ -198,7 +133,7 @@ class Ingest:
             time.sleep(RETRY_PAUSE_S)
         raise AssertionError(f"batch {index} not acknowledged within {BATCH_TIMEOUT_S:.0f} s")
 
-    def wait_reached(self, clients: list[Future[None]], server: Server) -> None:
+    def wait_reached(self, clients: list[Future[None]], server: ServeProcess) -> None:
         """Wait until KILL_AFTER events are acknowledged; a client's failure is raised here."""
         deadline = time.monotonic() + BATCH_TIMEOUT_S
         while not self.reached.wait(timeout=0.05):
@@ -243,12 +178,12 @@ def test_acknowledged_events_survive_sigkill(
         "NBO_DATABASE_URL": database_url,
         "NBO_API_KEYS": json.dumps(API_KEYS),
     }
-    server = Server(free_port(), env, tmp_path)
+    server = ServeProcess(env, tmp_path)
     batches = make_batches(synth_club)
     ingest = Ingest(server.base_url, batches)
     try:
         server.start()
-        server.wait_ready()
+        wait_ready(server)
         with ThreadPoolExecutor(CLIENTS) as pool:
             clients = [pool.submit(ingest.client) for _ in range(CLIENTS)]
             try:
@@ -256,7 +191,7 @@ def test_acknowledged_events_survive_sigkill(
                 server.kill()
                 acknowledged_at_kill = ingest.acknowledged
                 server.start()  # same port, same database
-                server.wait_ready()
+                wait_ready(server)
                 for done in clients:
                     done.result(timeout=BATCH_TIMEOUT_S)  # re-raises a client's failure
             finally:

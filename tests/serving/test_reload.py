@@ -15,14 +15,15 @@ import psutil
 import pytest
 from mlflow import MlflowClient
 
-from tests.serving.test_durability import Server, free_port
+from nbo.serving.process import ServeProcess, free_port
+from tests.serving.test_durability import wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 KEYS = {"reload-reader": "reader", "reload-admin": "admin"}
 
 
-def _connections_per_worker(server: Server, clients: int) -> list[int]:
+def _connections_per_worker(server: ServeProcess, clients: int) -> list[int]:
     """Open ``clients`` keep-alive connections at once; how many each worker holds."""
     deadline = time.monotonic() + 120  # both workers started (readyz answers from the first)
     while server.log.read_text().count("nbo serve: ready") < 2 and time.monotonic() < deadline:
@@ -57,7 +58,7 @@ def test_reload_switches_every_worker_without_failing_a_request(
         "NBO_DATABASE_URL": f"sqlite:///{tmp_path / 'nbo.db'}", "NBO_API_KEYS": json.dumps(KEYS),
         "NBO_HOLDOUT_SHARE": "0", "OPENBLAS_NUM_THREADS": "1",
     }  # fmt: skip
-    server = Server(free_port(), env, tmp_path, args=("--workers", "2"))
+    server = ServeProcess(env, tmp_path, args=("--workers", "2"))
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -71,7 +72,7 @@ def test_reload_switches_every_worker_without_failing_a_request(
 
     try:
         server.start()
-        server.wait_ready()
+        wait_ready(server)
         # a burst of connections goes round the workers (nbo/serving/accept.py); uvicorn's own
         # accept loop gave one worker 13 of 16 (and 16 of 16) on this machine
         _connections_per_worker(server, 16)  # a fresh worker's first requests are slow ones
