@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nbo.serving.app import create_app
+from nbo.serving.process import ServeProcess, ServeProcessError
 from nbo.settings import Settings
 
 KEYS = {"reader-key": "reader", "writer-key": "writer", "admin-key": "admin"}
@@ -18,6 +19,15 @@ READER = {"X-API-Key": "reader-key"}
 WRITER = {"X-API-Key": "writer-key"}
 ADMIN = {"X-API-Key": "admin-key"}
 TODAY = date(2024, 4, 1)  # the registry fixture's model is trained as of this day
+READY_TIMEOUT_S = 120.0  # a real server loading the registry's model, on a busy 2-core machine
+
+
+def wait_ready(server: ServeProcess) -> None:
+    """A real server's readiness, or the test's failure with the server's log."""
+    try:
+        server.wait_ready(READY_TIMEOUT_S)
+    except ServeProcessError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")

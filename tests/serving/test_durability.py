@@ -26,7 +26,8 @@ from sqlalchemy import text
 
 from nbo.data.io import ClubData
 from nbo.history.engine import make_engine
-from nbo.serving.process import ServeProcess, ServeProcessError
+from nbo.serving.process import ServeProcess
+from tests.serving.conftest import wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -34,19 +35,10 @@ EVENTS = 20_000
 KILL_AFTER = 8_000  # acknowledged events before the SIGKILL
 CLIENTS = 8
 BATCH_SIZES = (50, 200)  # each batch has a size drawn from this range
-READY_TIMEOUT_S = 120.0  # model loading from the registry, on a busy 2-core machine
 BATCH_TIMEOUT_S = 120.0  # how long one client goes on retrying one batch
 RETRY_PAUSE_S = 0.05
 WRITER_KEY = "durability-writer"
 API_KEYS = {WRITER_KEY: "writer", "durability-reader": "reader"}
-
-
-def wait_ready(server: ServeProcess) -> None:
-    """The server's readiness, or the test's failure with the server's log."""
-    try:
-        server.wait_ready(READY_TIMEOUT_S)
-    except ServeProcessError as exc:
-        pytest.fail(str(exc))
 
 
 def make_batches(club: Path) -> list[list[dict[str, Any]]]:

@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from nbo.serving.process import ServeProcess, free_port
-from tests.serving.test_durability import wait_ready
+from tests.serving.conftest import wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
