@@ -92,6 +92,13 @@ def day_to_plan_ahead(now: datetime, lead: timedelta) -> date | None:
     return tomorrow if datetime.combine(tomorrow, time()) - now <= lead else None
 
 
+def _settle_plans() -> None:
+    """Collect what was dropped, then take new plans (millions of objects) out of the
+    collector's view, so that no request waits for a full collection to walk them."""
+    gc.collect()
+    gc.freeze()
+
+
 def require_api_keys(settings: Settings) -> None:
     """The service answers no request without keys: refuse to start without any."""
     if not settings.api_keys:
@@ -131,10 +138,7 @@ class OfferService:
         for state in models.values():
             self.day_plans(state, self.today())
         self.models = models
-        # the old models' plans go now, and the new ones (millions of objects) leave the
-        # collector's view, so no request waits for a full collection to walk them
-        gc.collect()
-        gc.freeze()
+        _settle_plans()  # the old models' plans go now
 
     def reload(self, uri: str | None = None) -> dict[str, str]:
         """Switch to the current champion (or ``uri``); requests in flight finish on the old."""
@@ -189,9 +193,8 @@ class OfferService:
             if self.cached(state, day) is None:
                 self.day_plans(state, day)
                 built = True
-        if built:  # as after a load: the new plans leave the collector's view
-            gc.collect()
-            gc.freeze()
+        if built:
+            _settle_plans()
         return day
 
     def check_at(self, state: ModelState, at: datetime) -> None:
