@@ -11,7 +11,7 @@ from sqlalchemy import URL, Engine, create_engine, event, make_url
 
 from nbo.errors import HistoryError
 
-__all__ = ["make_engine", "normalise_url", "to_naive_utc", "utc_now"]
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "make_engine", "normalise_url", "to_naive_utc", "utc_now"]
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -20,6 +20,10 @@ def normalise_url(url: str | URL) -> URL:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite connection waits for another writer's lock before it gives up."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -31,7 +35,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA cache_size=-65536")
         finally:
             cursor.close()

@@ -18,7 +18,7 @@ from nbo.errors import HistoryError
 from nbo.evaluation.experiment import ExperimentFrames
 from nbo.history.contact import ContactState, read_contact_state
 from nbo.history.decisions import conform_decisions, insert_decisions
-from nbo.history.engine import make_engine, normalise_url, utc_now
+from nbo.history.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, normalise_url, utc_now
 from nbo.history.events import EventReceipt, conform_events, insert_events
 from nbo.history.migrate import upgrade
 from nbo.history.online import campaign_usage, insert_online, member_contacts
@@ -130,7 +130,7 @@ class InteractionStore:
             if self.url.get_backend_name() == "postgresql":
                 found.autocommit = True
             else:
-                found.execute("PRAGMA busy_timeout=30000")
+                found.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             self._threads.reader = found
             self._raw_readers.append(found)
         return found
@@ -155,13 +155,15 @@ class InteractionStore:
             # SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20… ms between its tries, so a
             # write that meets another worker's lock would wait tens of milliseconds: here the
             # handler is off and the transaction is tried again after far shorter pauses
-            _set_pragmas(connection, busy_timeout=0, synchronous="FULL" if sync else "NORMAL")
+            relaxed = {} if sync else {"synchronous": "NORMAL"}  # FULL is the connection's own
+            _set_pragmas(connection, busy_timeout=0, **relaxed)
             try:
                 return _retry_locked(
                     connection, lambda: insert_online(connection, decision_rows, assignment_rows)
                 )
             finally:  # the pooled connection serves durable, patient writes next
-                _set_pragmas(connection, busy_timeout=30_000, synchronous="FULL")
+                restored = {} if sync else {"synchronous": "FULL"}
+                _set_pragmas(connection, busy_timeout=SQLITE_BUSY_TIMEOUT_MS, **restored)
 
     def campaign_usage(
         self, campaign_ids: Sequence[str], since: datetime, until: datetime
