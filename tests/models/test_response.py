@@ -16,7 +16,8 @@ from nbo.data.io import ClubData, write_dataset
 from nbo.evaluation.metrics import auc
 from nbo.features.history import History
 from nbo.features.offers import FEATURES, response_features
-from nbo.models.response import OfferResponse, offer_pairs, training_pairs
+from nbo.models.response import OfferResponse
+from nbo.models.response_pairs import offer_pairs, training_pairs
 from tests.conftest import conform_frame
 
 START = datetime(2024, 1, 1)
