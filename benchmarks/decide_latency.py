@@ -29,7 +29,9 @@ from nbo.decisioning.engine import (
     decide_prepared,
     exploration_odds,
 )
-from nbo.decisioning.online import Contacts, HashDraws, MemberDecision, Plan, decide_member
+from nbo.decisioning.explore import HashDraws
+from nbo.decisioning.online import Contacts, MemberDecision, decide_member
+from nbo.decisioning.plan import Plan
 from nbo.decisioning.policy import Policy
 from nbo.decisioning.prepare import plan_static
 from nbo.features.history import History

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbo.decisioning.online import unit_hash
+from nbo.decisioning.explore import unit_hash
 
 __all__ = ["arm_of"]
 

@@ -17,7 +17,7 @@ import polars as pl
 
 from nbo.data.io import ClubData
 from nbo.decisioning.engine import exploration_odds
-from nbo.decisioning.online import Plan
+from nbo.decisioning.plan import Plan
 from nbo.decisioning.policy import Policy
 from nbo.decisioning.prepare import CANDIDATE_COLUMNS, MEMBER_COLUMNS, plan_static
 from nbo.features.history import History

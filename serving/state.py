@@ -17,7 +17,8 @@ from hashlib import blake2b
 from typing import Any
 
 from nbo.data.io import ClubData
-from nbo.decisioning.online import HashDraws, MemberDecision, decide_member
+from nbo.decisioning.explore import HashDraws
+from nbo.decisioning.online import MemberDecision, decide_member
 from nbo.decisioning.policy import Policy, load_policy
 from nbo.errors import NboError
 from nbo.history import InteractionStore

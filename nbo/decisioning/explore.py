@@ -7,18 +7,22 @@ probability that its draw is the highest — its *matching odds*, estimated once
 Carlo. A member drawn for exploration (a ``share`` of members) gets their last slot filled by
 an offer sampled from their own eligible set with probability proportional to those odds.
 Because the sampling is explicit, every decision carries the exact probability that the policy
-put that offer in that member's list, which is what off-policy evaluation needs.
+put that offer in that member's list, which is what off-policy evaluation needs. Online, one
+member's draws come from :class:`HashDraws`: fixed by the member and day, without a generator
+per request.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Draws", "Exploration", "explore", "matching_odds"]
+__all__ = ["Draws", "Exploration", "HashDraws", "explore", "matching_odds", "unit_hash"]
 
 
 class Draws(Protocol):
@@ -111,3 +115,28 @@ def explore(
         propensity[picks] = share * q[picks] + (1 - share) * greedy_pick
         propensity[swapped_out[~out[swapped_out]]] = 0.0
     return Exploration(out, propensity, explored)
+
+
+def unit_hash(key: str) -> float:
+    """A uniform number in [0, 1) fixed by ``key``."""
+    return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big") / 2.0**64
+
+
+class HashDraws:
+    """Exploration draws for one member and key, cheap in the common case.
+
+    The coin is a hash of ``key``; the Gumbel noise that picks an exploration offer (needed
+    only by the members the coin sends exploring) comes from a NumPy generator seeded by
+    ``seed`` and ``key``. Deterministic per key, and independent across members and days.
+    """
+
+    def __init__(self, key: str, seed: int) -> None:
+        self.key = key
+        self.seed = seed
+
+    def random(self, size: int) -> NDArray[np.float64]:
+        return np.full(size, unit_hash(self.key))
+
+    def gumbel(self, *, size: int) -> NDArray[np.float64]:
+        generator = np.random.default_rng([self.seed, zlib.crc32(self.key.encode())])
+        return generator.gumbel(size=size)

@@ -1,8 +1,9 @@
 """One member's decision in well under a millisecond: the engine's rules on plain arrays.
 
-An online service builds a :class:`Plan` once per day, channel and model: every member's rows
-through :func:`~nbo.decisioning.prepare.plan_static` (eligibility, tracks, economics), ordered as
-the engine orders them and held as NumPy arrays with a per-member offset. A request then reads
+An online service builds a :class:`~nbo.decisioning.plan.Plan` once per day, channel and
+model: every member's rows through :func:`~nbo.decisioning.prepare.plan_static` (eligibility,
+tracks, economics), ordered as the engine orders them and held as NumPy arrays with a
+per-member offset. A request then reads
 the member's contact history and calls :func:`decide_member`, which applies the contact policy,
 fills the list with :func:`~nbo.decisioning.select.greedy_select`, explores with
 :func:`~nbo.decisioning.explore.explore` and dresses each decision with its send time and
@@ -18,63 +19,28 @@ first served).
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from hashlib import blake2b
-from typing import Any
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
 from nbo.decisioning.explore import Draws, explore
+from nbo.decisioning.plan import Plan
 from nbo.decisioning.policy import Policy
-from nbo.decisioning.present import REASON_PREFIX, reason_core
+from nbo.decisioning.present import REASON_PREFIX
 from nbo.decisioning.select import ListRules
 
 __all__ = [
     "Contacts",
-    "HashDraws",
     "MemberDecision",
-    "Plan",
     "as_frame",
     "decide_member",
-    "unit_hash",
 ]
 
-_PLAN_COLUMNS = (
-    "offer_id", "campaign_id", "category", "is_new", "p_redeem", "expected_value",
-    "expected_cost", "priority", "cost_cap", "track", "cold_start", "start_date", "end_date",
-    "next_visit_date", "preferred_hour", "reason_core",
-)  # fmt: skip
 _DAY = 86_400.0
-
-
-def unit_hash(key: str) -> float:
-    """A uniform number in [0, 1) fixed by ``key``."""
-    return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big") / 2.0**64
-
-
-class HashDraws:
-    """Exploration draws for one member and key, cheap in the common case.
-
-    The coin is a hash of ``key``; the Gumbel noise that picks an exploration offer (needed
-    only by the members the coin sends exploring) comes from a NumPy generator seeded by
-    ``seed`` and ``key``. Deterministic per key, and independent across members and days.
-    """
-
-    def __init__(self, key: str, seed: int) -> None:
-        self.key = key
-        self.seed = seed
-
-    def random(self, size: int) -> NDArray[np.float64]:
-        return np.full(size, unit_hash(self.key))
-
-    def gumbel(self, *, size: int) -> NDArray[np.float64]:
-        generator = np.random.default_rng([self.seed, zlib.crc32(self.key.encode())])
-        return generator.gumbel(size=size)
 
 
 @dataclass(frozen=True)
@@ -115,79 +81,6 @@ class MemberDecision:
     cold_start: bool
     model_version: str
     decided_at: datetime
-
-
-@dataclass(frozen=True)
-class Plan:
-    """plan_static rows of every member for one day and channel, as arrays by member.
-
-    Rows are ordered by member, then priority (highest first), then offer id — the engine's
-    order — so a member's rows are ``starts[i]:starts[i + 1]`` for ``member_ids[i]``. Offers,
-    campaigns and categories are coded once (``offer_code`` …) so a request does no string work
-    on rows it does not return.
-    """
-
-    day: date
-    channel: str
-    member_ids: NDArray[np.int64]
-    starts: NDArray[np.int64]
-    columns: dict[str, NDArray[Any]]
-    offer_codes: dict[str, int]
-    campaign_ids: list[str]
-
-    @staticmethod
-    def build(
-        static: pl.DataFrame, *, day: date, channel: str, odds: pl.DataFrame | None = None
-    ) -> Plan:
-        """From :func:`~nbo.decisioning.prepare.plan_static` rows (collected) of one day;
-        ``odds`` (offer_id, odds) are the exploration matching odds."""
-        frame = static.with_columns(reason_core()).sort(
-            ["member_id", "priority", "offer_id"], descending=[False, True, False]
-        )
-        if odds is not None:
-            frame = frame.join(
-                odds.select("offer_id", "odds"), on="offer_id", how="left", maintain_order="left"
-            )
-        else:
-            frame = frame.with_columns(odds=pl.lit(None, pl.Float64))
-        frame = frame.with_columns(
-            pl.col("odds").fill_null(0.0),
-            offer_code=pl.col("offer_id").rank("dense").cast(pl.Int64) - 1,
-            campaign_code=pl.col("campaign_id").rank("dense").cast(pl.Int64) - 1,
-            category_code=pl.col("category").fill_null("").rank("dense").cast(pl.Int64) - 1,
-        )
-        members = frame["member_id"].to_numpy().astype(np.int64)
-        member_ids, first = np.unique(members, return_index=True)
-        starts = np.r_[first, members.size].astype(np.int64)
-        columns: dict[str, NDArray[Any]] = {}
-        for name in (*_PLAN_COLUMNS, "odds", "offer_code", "campaign_code", "category_code"):
-            series = frame[name]
-            if series.dtype == pl.Int64 and name.endswith("_code"):
-                columns[name] = series.to_numpy()
-            elif series.dtype == pl.Boolean:
-                columns[name] = series.fill_null(False).to_numpy()
-            elif series.dtype in (pl.Float64, pl.Float32):
-                columns[name] = series.cast(pl.Float64).to_numpy()
-            else:  # strings, dates, nullable hours: Python objects, read only for chosen rows
-                columns[name] = np.array(series.to_list(), dtype=object)
-        codes = frame.select("offer_id", "offer_code").unique()
-        campaigns = frame.select("campaign_id", "campaign_code").unique().sort("campaign_code")
-        return Plan(
-            day, channel, member_ids, starts, columns,
-            offer_codes=dict(codes.iter_rows()),
-            campaign_ids=campaigns["campaign_id"].to_list(),
-        )  # fmt: skip
-
-    def rows_of(self, member_id: int) -> slice:
-        """The slice of ``member_id``'s rows (empty when the plan has none)."""
-        i = int(np.searchsorted(self.member_ids, member_id))
-        if i < self.member_ids.size and self.member_ids[i] == member_id:
-            return slice(int(self.starts[i]), int(self.starts[i + 1]))
-        return slice(0, 0)
-
-    @property
-    def rows(self) -> int:
-        return int(self.starts[-1])
 
 
 def _send_at(

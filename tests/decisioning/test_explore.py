@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbo.decisioning.explore import explore, matching_odds
+from nbo.decisioning.explore import HashDraws, explore, matching_odds
 
 
 def odds_for(
@@ -108,3 +108,13 @@ def test_a_member_with_room_gets_an_explored_row_added() -> None:
     assert result.chosen.tolist() == [True]
     assert result.explored.tolist() == [True]
     assert result.propensity.tolist() == [1.0]
+
+
+def test_hash_draws_are_uniform_deterministic_and_differ_by_key() -> None:
+    coins = np.array([HashDraws(f"20240610-email-{m}", 0).random(1)[0] for m in range(20_000)])
+    assert ((coins >= 0) & (coins < 1)).all()
+    assert abs(coins.mean() - 0.5) < 0.01 and abs((coins < 0.05).mean() - 0.05) < 0.005
+    first = HashDraws("k1", 0)
+    assert first.random(1)[0] == HashDraws("k1", 0).random(1)[0]
+    assert np.array_equal(first.gumbel(size=4), HashDraws("k1", 0).gumbel(size=4))
+    assert not np.array_equal(first.gumbel(size=4), HashDraws("k2", 0).gumbel(size=4))

@@ -10,7 +10,9 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 
 from nbo.decisioning.engine import DECISION_COLUMNS, OfferStats, decide_prepared, exploration_odds
-from nbo.decisioning.online import Contacts, HashDraws, Plan, as_frame, decide_member
+from nbo.decisioning.explore import HashDraws
+from nbo.decisioning.online import Contacts, as_frame, decide_member
+from nbo.decisioning.plan import Plan
 from nbo.decisioning.policy import Policy
 from nbo.decisioning.prepare import plan_static
 from tests.decisioning.club import AT, Instance, candidate, candidates_frame, instances, member
@@ -107,16 +109,6 @@ def test_the_frequency_cap_counts_what_was_sent_in_the_period() -> None:
         model_version="v", decision_prefix="x",
     )  # fmt: skip
     assert len(decided) == 1
-
-
-def test_hash_draws_are_uniform_deterministic_and_differ_by_key() -> None:
-    coins = np.array([HashDraws(f"20240610-email-{m}", 0).random(1)[0] for m in range(20_000)])
-    assert ((coins >= 0) & (coins < 1)).all()
-    assert abs(coins.mean() - 0.5) < 0.01 and abs((coins < 0.05).mean() - 0.05) < 0.005
-    first = HashDraws("k1", 0)
-    assert first.random(1)[0] == HashDraws("k1", 0).random(1)[0]
-    assert np.array_equal(first.gumbel(size=4), HashDraws("k1", 0).gumbel(size=4))
-    assert not np.array_equal(first.gumbel(size=4), HashDraws("k2", 0).gumbel(size=4))
 
 
 def test_a_service_explores_about_its_share_of_members() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from nbo.decisioning.online import unit_hash
+from nbo.decisioning.explore import unit_hash
 from nbo.serving.arms import arm_of
 
 
