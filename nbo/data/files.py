@@ -21,10 +21,11 @@ from pathlib import Path
 import polars as pl
 
 from nbo.data.contract import TABLES, TableSpec
+from nbo.data.findings import ROW, Finding
 from nbo.data.io import atomic_dataset_dir, write_manifest, write_table
 from nbo.data.mapping import CsvOptions, Mapping, TableMapping, load_mapping, parse_values
 from nbo.data.report import ImportReport
-from nbo.data.validate import ROW, Finding, validate_dataset
+from nbo.data.validate import validate_dataset
 from nbo.errors import DataContractError
 
 __all__ = ["SOURCE", "import_files", "load_mapping"]

@@ -1,91 +1,33 @@
 """Validation of a club dataset against the contract.
 
 Checks types, primary keys, duplicate rows, referential integrity, dates and value sanity. Each
-problem becomes a :class:`Finding` naming the file, the column and a few offending rows, so a data
-team can fix its export without reading a traceback. Every check is a lazy polars query, so a
-dataset of a hundred million receipt lines validates in streaming memory.
+problem becomes a :class:`~nbo.data.findings.Finding` naming the file, the column and a few
+offending rows, so a data team can fix its export without reading a traceback. Every check is
+a lazy polars query, so a dataset of a hundred million receipt lines validates in streaming
+memory. Checks across rows and tables live in :mod:`nbo.data.relations`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 import polars as pl
 
 from nbo.data.contract import TABLES, Column, TableSpec
+from nbo.data.findings import MAX_EXAMPLES, ROW, Finding, Severity, ValidationReport
 from nbo.data.io import ClubData, conform
+from nbo.data.relations import (
+    check_foreign_keys,
+    check_joined_before_receipts,
+    check_keys,
+    check_redemption_windows,
+)
 
 __all__ = ["Finding", "ValidationReport", "check_schema", "validate_dataset"]
 
-Severity = Literal["error", "warning"]
-MAX_EXAMPLES = 5
-ROW = "_row"  # 1-based row number within the table, shown in examples
 EARLIEST = datetime(1990, 1, 1)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem found in one table (and column, where it is about one column)."""
-
-    severity: Severity
-    table: str
-    file: str
-    column: str | None
-    message: str
-    rows: int = 0  # how many rows are affected
-    examples: tuple[dict[str, object], ...] = ()
-
-    def render(self) -> str:
-        where = self.file + (f", column {self.column!r}" if self.column else "")
-        head = (
-            f"{self.severity}: {where}: {self.message}"
-            if where
-            else f"{self.severity}: {self.message}"
-        )
-        if self.rows:
-            head += f" ({self.rows:,} row{'s' if self.rows != 1 else ''})"
-        lines = [head]
-        lines += [f"    e.g. {_fmt_row(row)}" for row in self.examples]
-        return "\n".join(lines)
-
-
-def _fmt_value(value: object) -> str:
-    if isinstance(value, date | datetime):
-        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-    return repr(value)
-
-
-def _fmt_row(row: dict[str, object]) -> str:
-    number = row.get(ROW)
-    cells = ", ".join(f"{k}={_fmt_value(v)}" for k, v in row.items() if k != ROW)
-    return f"row {number}: {cells}" if number is not None else cells
-
-
-@dataclass
-class ValidationReport:
-    """All findings for one dataset; ``ok`` when there is no error (warnings allowed)."""
-
-    root: Path
-    findings: list[Finding] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def render(self) -> str:
-        return "\n".join(f.render() for f in self.findings)
 
 
 def _compatible(found: pl.DataType, col: Column) -> bool:
@@ -232,135 +174,6 @@ def _check_rows(
     return findings
 
 
-def _check_keys(spec: TableSpec, frame: pl.LazyFrame, file: str) -> list[Finding]:
-    findings = []
-    key = list(spec.primary_key)
-    if key:
-        dup = (
-            frame.group_by(key)
-            .agg(pl.len().alias("copies"), pl.col(ROW).min().alias(ROW))
-            .filter(pl.col("copies") > 1)
-        )
-        stats = dup.select(pl.len(), pl.col("copies").sum()).collect(engine="streaming").row(0)
-        if stats[0]:
-            examples = dup.sort(ROW).head(MAX_EXAMPLES).select(ROW, *key, "copies").collect()
-            findings.append(
-                Finding(
-                    "error",
-                    spec.name,
-                    file,
-                    ", ".join(key),
-                    f"duplicate primary key: {stats[0]:,} key(s) appear more than once",
-                    int(stats[1]),
-                    tuple(examples.to_dicts()),
-                )
-            )
-    elif spec.unique_rows:
-        cols = [c.name for c in spec.columns]
-        dup = (
-            frame.group_by(cols)
-            .agg(pl.len().alias("copies"), pl.col(ROW).min().alias(ROW))
-            .filter(pl.col("copies") > 1)
-        )
-        n = dup.select(pl.col("copies").sum()).collect(engine="streaming").item()
-        if n:
-            examples = dup.sort(ROW).head(MAX_EXAMPLES).select(ROW, *cols, "copies").collect()
-            findings.append(
-                Finding(
-                    "error",
-                    spec.name,
-                    file,
-                    None,
-                    "duplicate rows",
-                    int(n),
-                    tuple(examples.to_dicts()),
-                )
-            )
-    return findings
-
-
-def _check_foreign_keys(
-    spec: TableSpec, frames: dict[str, pl.LazyFrame], files: dict[str, str]
-) -> list[Finding]:
-    findings = []
-    for fk in spec.foreign_keys:
-        if fk.ref_table not in files:
-            findings.append(
-                Finding(
-                    "error",
-                    spec.name,
-                    files[spec.name],
-                    ", ".join(fk.columns),
-                    f"refers to table {fk.ref_table!r}, which is not in the dataset",
-                )
-            )
-            continue
-        if fk.ref_table not in frames:
-            continue  # the referenced table is unreadable; that is reported already
-        child = frames[spec.name]
-        parent = (
-            frames[fk.ref_table]
-            .select([pl.col(r).alias(c) for c, r in zip(fk.columns, fk.ref_columns, strict=True)])
-            .unique()
-        )
-        dangling = child.join(parent, on=list(fk.columns), how="anti")
-        n = dangling.select(pl.len()).collect(engine="streaming").item()
-        if n:
-            examples = dangling.sort(ROW).head(MAX_EXAMPLES).select(ROW, *fk.columns).collect()
-            ref = f"{files[fk.ref_table]} ({', '.join(fk.ref_columns)})"
-            findings.append(
-                Finding(
-                    "error",
-                    spec.name,
-                    files[spec.name],
-                    ", ".join(fk.columns),
-                    f"refers to rows that are not in {ref}",
-                    int(n),
-                    tuple(examples.to_dicts()),
-                )
-            )
-    return findings
-
-
-def _check_redemption_windows(frames: dict[str, pl.LazyFrame], file: str) -> list[Finding]:
-    """Redemptions outside their campaign's window are suspicious, not fatal (late scans)."""
-    if not {"redemptions", "offers", "campaigns"} <= frames.keys():
-        return []
-    windows = (
-        frames["offers"]
-        .select("offer_id", "campaign_id")
-        .join(frames["campaigns"].select("campaign_id", "start_date", "end_date"), on="campaign_id")
-    )
-    outside = (
-        frames["redemptions"]
-        .join(windows, on="offer_id")
-        .filter(
-            (pl.col("ts").dt.date() < pl.col("start_date"))
-            | (pl.col("ts").dt.date() > pl.col("end_date"))
-        )
-    )
-    n = outside.select(pl.len()).collect(engine="streaming").item()
-    if not n:
-        return []
-    examples = (
-        outside.sort(ROW)
-        .head(MAX_EXAMPLES)
-        .select(ROW, "member_id", "offer_id", "ts", "start_date", "end_date")
-        .collect()
-    )
-    return [
-        Finding(
-            "warning",
-            "redemptions",
-            file,
-            "ts",
-            "redeemed outside the campaign's start_date..end_date",
-            int(n),
-            tuple(examples.to_dicts()),
-        )
-    ]
-
-
 def validate_dataset(root: str | Path) -> ValidationReport:
     """Validate every table of the dataset at ``root``; never raises for bad data, only reports."""
     report = ValidationReport(Path(root))
@@ -400,52 +213,16 @@ def validate_dataset(root: str | Path) -> ValidationReport:
         frame = conform(raw, spec, schema).with_row_index(ROW, offset=1)
         present = set(schema)
         report.findings += _check_rows(spec, frame, file, present)
-        report.findings += _check_keys(spec, frame, file)
+        report.findings += check_keys(spec, frame, file)
         frames[spec.name] = frame
 
     for spec in TABLES.values():
         if spec.name in frames:
-            report.findings += _check_foreign_keys(spec, frames, files)
+            report.findings += check_foreign_keys(spec, frames, files)
     if "redemptions" in files:
-        report.findings += _check_redemption_windows(frames, files["redemptions"])
-    _check_period(report, frames, files)
+        report.findings += check_redemption_windows(frames, files["redemptions"])
+    report.findings += check_joined_before_receipts(frames, files)
     return report
-
-
-def _check_period(
-    report: ValidationReport, frames: dict[str, pl.LazyFrame], files: dict[str, str]
-) -> None:
-    """Members whose first receipt precedes the date they joined (warning: clocks, back-fills)."""
-    if not {"members", "transactions"} <= frames.keys():
-        return
-    if "joined_at" not in frames["members"].collect_schema():
-        return
-    early = (
-        frames["transactions"]
-        .group_by("member_id")
-        .agg(pl.col("ts").min().alias("first_ts"))
-        .join(frames["members"].select("member_id", "joined_at", ROW), on="member_id")
-        .filter(pl.col("first_ts") < pl.col("joined_at") - timedelta(days=1))
-    )
-    n = early.select(pl.len()).collect(engine="streaming").item()
-    if n:
-        examples = (
-            early.sort(ROW)
-            .head(MAX_EXAMPLES)
-            .select(ROW, "member_id", "joined_at", "first_ts")
-            .collect()
-        )
-        report.findings.append(
-            Finding(
-                "warning",
-                "members",
-                files["members"],
-                "joined_at",
-                "member has receipts from before joined_at",
-                int(n),
-                tuple(examples.to_dicts()),
-            )
-        )
 
 
 def _short(exc: BaseException) -> str:

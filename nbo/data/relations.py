@@ -1,0 +1,183 @@
+"""Checks across rows and tables: primary keys, duplicates, references, windows, join dates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+
+from nbo.data.contract import TableSpec
+from nbo.data.findings import MAX_EXAMPLES, ROW, Finding
+
+__all__ = [
+    "check_foreign_keys",
+    "check_joined_before_receipts",
+    "check_keys",
+    "check_redemption_windows",
+]
+
+
+def check_keys(spec: TableSpec, frame: pl.LazyFrame, file: str) -> list[Finding]:
+    findings = []
+    key = list(spec.primary_key)
+    if key:
+        dup = (
+            frame.group_by(key)
+            .agg(pl.len().alias("copies"), pl.col(ROW).min().alias(ROW))
+            .filter(pl.col("copies") > 1)
+        )
+        stats = dup.select(pl.len(), pl.col("copies").sum()).collect(engine="streaming").row(0)
+        if stats[0]:
+            examples = dup.sort(ROW).head(MAX_EXAMPLES).select(ROW, *key, "copies").collect()
+            findings.append(
+                Finding(
+                    "error",
+                    spec.name,
+                    file,
+                    ", ".join(key),
+                    f"duplicate primary key: {stats[0]:,} key(s) appear more than once",
+                    int(stats[1]),
+                    tuple(examples.to_dicts()),
+                )
+            )
+    elif spec.unique_rows:
+        cols = [c.name for c in spec.columns]
+        dup = (
+            frame.group_by(cols)
+            .agg(pl.len().alias("copies"), pl.col(ROW).min().alias(ROW))
+            .filter(pl.col("copies") > 1)
+        )
+        n = dup.select(pl.col("copies").sum()).collect(engine="streaming").item()
+        if n:
+            examples = dup.sort(ROW).head(MAX_EXAMPLES).select(ROW, *cols, "copies").collect()
+            findings.append(
+                Finding(
+                    "error",
+                    spec.name,
+                    file,
+                    None,
+                    "duplicate rows",
+                    int(n),
+                    tuple(examples.to_dicts()),
+                )
+            )
+    return findings
+
+
+def check_foreign_keys(
+    spec: TableSpec, frames: dict[str, pl.LazyFrame], files: dict[str, str]
+) -> list[Finding]:
+    findings = []
+    for fk in spec.foreign_keys:
+        if fk.ref_table not in files:
+            findings.append(
+                Finding(
+                    "error",
+                    spec.name,
+                    files[spec.name],
+                    ", ".join(fk.columns),
+                    f"refers to table {fk.ref_table!r}, which is not in the dataset",
+                )
+            )
+            continue
+        if fk.ref_table not in frames:
+            continue  # the referenced table is unreadable; that is reported already
+        child = frames[spec.name]
+        parent = (
+            frames[fk.ref_table]
+            .select([pl.col(r).alias(c) for c, r in zip(fk.columns, fk.ref_columns, strict=True)])
+            .unique()
+        )
+        dangling = child.join(parent, on=list(fk.columns), how="anti")
+        n = dangling.select(pl.len()).collect(engine="streaming").item()
+        if n:
+            examples = dangling.sort(ROW).head(MAX_EXAMPLES).select(ROW, *fk.columns).collect()
+            ref = f"{files[fk.ref_table]} ({', '.join(fk.ref_columns)})"
+            findings.append(
+                Finding(
+                    "error",
+                    spec.name,
+                    files[spec.name],
+                    ", ".join(fk.columns),
+                    f"refers to rows that are not in {ref}",
+                    int(n),
+                    tuple(examples.to_dicts()),
+                )
+            )
+    return findings
+
+
+def check_redemption_windows(frames: dict[str, pl.LazyFrame], file: str) -> list[Finding]:
+    """Redemptions outside their campaign's window are suspicious, not fatal (late scans)."""
+    if not {"redemptions", "offers", "campaigns"} <= frames.keys():
+        return []
+    windows = (
+        frames["offers"]
+        .select("offer_id", "campaign_id")
+        .join(frames["campaigns"].select("campaign_id", "start_date", "end_date"), on="campaign_id")
+    )
+    outside = (
+        frames["redemptions"]
+        .join(windows, on="offer_id")
+        .filter(
+            (pl.col("ts").dt.date() < pl.col("start_date"))
+            | (pl.col("ts").dt.date() > pl.col("end_date"))
+        )
+    )
+    n = outside.select(pl.len()).collect(engine="streaming").item()
+    if not n:
+        return []
+    examples = (
+        outside.sort(ROW)
+        .head(MAX_EXAMPLES)
+        .select(ROW, "member_id", "offer_id", "ts", "start_date", "end_date")
+        .collect()
+    )
+    return [
+        Finding(
+            "warning",
+            "redemptions",
+            file,
+            "ts",
+            "redeemed outside the campaign's start_date..end_date",
+            int(n),
+            tuple(examples.to_dicts()),
+        )
+    ]
+
+
+def check_joined_before_receipts(
+    frames: dict[str, pl.LazyFrame], files: dict[str, str]
+) -> list[Finding]:
+    """Members whose first receipt precedes the date they joined (warning: clocks, back-fills)."""
+    if not {"members", "transactions"} <= frames.keys():
+        return []
+    if "joined_at" not in frames["members"].collect_schema():
+        return []
+    early = (
+        frames["transactions"]
+        .group_by("member_id")
+        .agg(pl.col("ts").min().alias("first_ts"))
+        .join(frames["members"].select("member_id", "joined_at", ROW), on="member_id")
+        .filter(pl.col("first_ts") < pl.col("joined_at") - timedelta(days=1))
+    )
+    n = early.select(pl.len()).collect(engine="streaming").item()
+    if not n:
+        return []
+    examples = (
+        early.sort(ROW)
+        .head(MAX_EXAMPLES)
+        .select(ROW, "member_id", "joined_at", "first_ts")
+        .collect()
+    )
+    return [
+        Finding(
+            "warning",
+            "members",
+            files["members"],
+            "joined_at",
+            "member has receipts from before joined_at",
+            int(n),
+            tuple(examples.to_dicts()),
+        )
+    ]
