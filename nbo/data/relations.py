@@ -7,7 +7,7 @@ from datetime import timedelta
 import polars as pl
 
 from nbo.data.contract import TableSpec
-from nbo.data.findings import MAX_EXAMPLES, ROW, Finding
+from nbo.data.findings import MAX_EXAMPLES, ROW, Finding, Severity
 
 __all__ = [
     "check_foreign_keys",
@@ -15,6 +15,23 @@ __all__ = [
     "check_keys",
     "check_redemption_windows",
 ]
+
+
+def _offending(
+    rows: pl.LazyFrame,
+    shown: list[str],
+    severity: Severity,
+    table: str,
+    file: str,
+    column: str,
+    message: str,
+) -> list[Finding]:
+    """One finding for the offending ``rows`` (their count, the first few by row), or none."""
+    n = rows.select(pl.len()).collect(engine="streaming").item()
+    if not n:
+        return []
+    examples = rows.sort(ROW).head(MAX_EXAMPLES).select(ROW, *shown).collect()
+    return [Finding(severity, table, file, column, message, int(n), tuple(examples.to_dicts()))]
 
 
 def check_keys(spec: TableSpec, frame: pl.LazyFrame, file: str) -> list[Finding]:
@@ -89,21 +106,11 @@ def check_foreign_keys(
             .unique()
         )
         dangling = child.join(parent, on=list(fk.columns), how="anti")
-        n = dangling.select(pl.len()).collect(engine="streaming").item()
-        if n:
-            examples = dangling.sort(ROW).head(MAX_EXAMPLES).select(ROW, *fk.columns).collect()
-            ref = f"{files[fk.ref_table]} ({', '.join(fk.ref_columns)})"
-            findings.append(
-                Finding(
-                    "error",
-                    spec.name,
-                    files[spec.name],
-                    ", ".join(fk.columns),
-                    f"refers to rows that are not in {ref}",
-                    int(n),
-                    tuple(examples.to_dicts()),
-                )
-            )
+        ref = f"{files[fk.ref_table]} ({', '.join(fk.ref_columns)})"
+        findings += _offending(
+            dangling, list(fk.columns), "error", spec.name, files[spec.name],
+            ", ".join(fk.columns), f"refers to rows that are not in {ref}",
+        )  # fmt: skip
     return findings
 
 
@@ -124,26 +131,10 @@ def check_redemption_windows(frames: dict[str, pl.LazyFrame], file: str) -> list
             | (pl.col("ts").dt.date() > pl.col("end_date"))
         )
     )
-    n = outside.select(pl.len()).collect(engine="streaming").item()
-    if not n:
-        return []
-    examples = (
-        outside.sort(ROW)
-        .head(MAX_EXAMPLES)
-        .select(ROW, "member_id", "offer_id", "ts", "start_date", "end_date")
-        .collect()
-    )
-    return [
-        Finding(
-            "warning",
-            "redemptions",
-            file,
-            "ts",
-            "redeemed outside the campaign's start_date..end_date",
-            int(n),
-            tuple(examples.to_dicts()),
-        )
-    ]
+    return _offending(
+        outside, ["member_id", "offer_id", "ts", "start_date", "end_date"], "warning",
+        "redemptions", file, "ts", "redeemed outside the campaign's start_date..end_date",
+    )  # fmt: skip
 
 
 def check_joined_before_receipts(
@@ -161,23 +152,7 @@ def check_joined_before_receipts(
         .join(frames["members"].select("member_id", "joined_at", ROW), on="member_id")
         .filter(pl.col("first_ts") < pl.col("joined_at") - timedelta(days=1))
     )
-    n = early.select(pl.len()).collect(engine="streaming").item()
-    if not n:
-        return []
-    examples = (
-        early.sort(ROW)
-        .head(MAX_EXAMPLES)
-        .select(ROW, "member_id", "joined_at", "first_ts")
-        .collect()
-    )
-    return [
-        Finding(
-            "warning",
-            "members",
-            files["members"],
-            "joined_at",
-            "member has receipts from before joined_at",
-            int(n),
-            tuple(examples.to_dicts()),
-        )
-    ]
+    return _offending(
+        early, ["member_id", "joined_at", "first_ts"], "warning", "members", files["members"],
+        "joined_at", "member has receipts from before joined_at",
+    )  # fmt: skip
