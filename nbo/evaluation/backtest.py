@@ -15,7 +15,14 @@ import numpy as np
 import polars as pl
 
 from nbo.data.io import ClubData
-from nbo.evaluation.metrics import auc, hit_rate_at_k, mae, ranking_metrics
+from nbo.evaluation.metrics import (
+    auc,
+    hit_rate_at_k,
+    mae,
+    per_member_ranking,
+    ranking_metrics,
+    ratio_interval,
+)
 from nbo.features.history import History
 from nbo.features.purchases import member_item_stats, purchases_between
 from nbo.models.cf import CollaborativeFilter
@@ -29,6 +36,7 @@ __all__ = [
     "offer_metrics",
     "product_metrics",
     "product_truth",
+    "ratios_to_baseline",
     "scored_offer_pairs",
     "visit_metrics",
 ]
@@ -62,6 +70,28 @@ def product_metrics(
         "recall_at_10_new": ranking_metrics(recs, new, K)[f"recall@{K}"],
         "members": overall["members"],
     }
+
+
+def ratios_to_baseline(
+    methods: dict[str, pl.DataFrame], truth: pl.DataFrame, baseline: str = "P-TopFreq"
+) -> dict[str, dict[str, float]]:
+    """Each method's recall@10 and NDCG@10 as a ratio to ``baseline``'s, with 95 % intervals.
+
+    The intervals are a paired bootstrap over the holdout members (:func:`ratio_interval`): the
+    spread of the ratio from which members happen to be in the holdout.
+    """
+    base = per_member_ranking(methods[baseline], truth, K)
+    out: dict[str, dict[str, float]] = {}
+    for name, recs in methods.items():
+        ours = per_member_ranking(recs, truth, K)
+        row: dict[str, float] = {}
+        for metric, column in (("recall", "recall"), ("ndcg", "ndcg")):
+            num, den = ours[column].to_numpy(), base[column].to_numpy()
+            total = den.sum()
+            row[f"{metric}_ratio"] = float(num.sum() / total) if total else float("nan")
+            row[f"{metric}_ratio_low"], row[f"{metric}_ratio_high"] = ratio_interval(num, den)
+        out[name] = row
+    return out
 
 
 def _ranked(frame: pl.DataFrame, *by: str) -> pl.DataFrame:
@@ -156,14 +186,21 @@ def visit_metrics(bundle: Bundle, history: History, days: int = 28) -> dict[str,
     forecast = bundle.timing.predict(history, horizon_days=days).select(
         "member_id", "expected_visits", "likely_visits"
     )
-    frame = frame.join(forecast, on="member_id", how="left").fill_null(0)
+    # sorted: the bootstrap's draws then fall on the same members in every run
+    frame = frame.join(forecast, on="member_id", how="left").fill_null(0).sort("member_id")
     model = mae(frame["visits"], frame["likely_visits"])
     naive = mae(frame["visits"], frame["naive"])
+    visits, likely, previous = (
+        frame[c].cast(pl.Float64).to_numpy() for c in ("visits", "likely_visits", "naive")
+    )  # as floats: the counts are unsigned
+    low, high = ratio_interval(np.abs(visits - likely), np.abs(visits - previous))
     return {
         "visit_mae": model,
         "visit_mae_mean_forecast": mae(frame["visits"], frame["expected_visits"]),
         "visit_mae_naive": naive,
         "visit_mae_ratio": model / naive if naive else float("nan"),
+        "visit_mae_ratio_low": low,
+        "visit_mae_ratio_high": high,
     }
 
 
@@ -204,6 +241,9 @@ def evaluate_bundle(
     if baselines:
         methods |= baseline_recommendations(history, members, seed=seed)
     table = {name: product_metrics(recs, truth, prior) for name, recs in methods.items()}
+    if baselines:
+        for name, ratios in ratios_to_baseline(methods, truth).items():
+            table[name] |= ratios
     offers = scored_offer_pairs(bundle, club, history)
     flat = {f"holdout_{k}": v for k, v in table["nbo"].items()}
     flat |= {f"holdout_{k}": v for k, v in offer_metrics(offers).items()}
