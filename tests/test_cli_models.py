@@ -35,6 +35,37 @@ def test_recommend(env: None, synth_club: Path, tmp_path: Path) -> None:
     assert recs.group_by("member_id").len()["len"].max() == 5
 
 
+def test_evaluate_reports_ratios_to_p_topfreq_with_intervals(env: None, synth_club: Path) -> None:
+    import mlflow
+
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--data",
+            str(synth_club),
+            "--as-of",
+            "2024-04-01",
+            "--model",
+            "models:/nbo@champion",
+            "--experiment",
+            "evaluate-test",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "P-TopFreq" in result.output and "95 % interval" in result.output
+    runs = mlflow.search_runs(experiment_names=["evaluate-test"], output_format="list")
+    metrics = runs[0].data.metrics
+    # the baseline against itself: ratio 1 in every bootstrap draw
+    for key in ("recall_ratio", "recall_ratio_low", "recall_ratio_high"):
+        assert metrics[f"P-TopFreq.{key}"] == pytest.approx(1.0)
+    for prefix in ("nbo.recall_ratio", "nbo.ndcg_ratio", "holdout_visit_mae_ratio"):
+        assert metrics[f"{prefix}_low"] <= metrics[prefix] <= metrics[f"{prefix}_high"]
+    assert metrics["nbo.recall_ratio"] == pytest.approx(
+        metrics["nbo.recall_at_10"] / metrics["P-TopFreq.recall_at_10"]
+    )
+
+
 def test_score_offers(env: None, synth_club: Path, tmp_path: Path) -> None:
     offers = pl.read_parquet(synth_club / "offers.parquet")["offer_id"].head(2).to_list()
     pairs = tmp_path / "pairs.parquet"

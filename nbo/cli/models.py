@@ -58,8 +58,17 @@ def _write(frame: pl.DataFrame, out: Path) -> None:
     console.print(f"wrote {frame.height:,} rows to {out}", markup=False)
 
 
+def _with_interval(row: dict[str, float], key: str, digits: int = 3) -> str:
+    """``key``'s value, with its 95 % interval (``key_low``–``key_high``) where the row has one."""
+    value = f"{row[key]:.{digits}f}"
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if low is not None and high is not None and low == low and high == high:
+        value += f" ({low:.{digits}f}–{high:.{digits}f})"
+    return value
+
+
 def metrics_table(table: dict[str, dict[str, float]], title: str) -> Table:
-    """Product metrics per method with the ratio to P-TopFreq where it is in the table."""
+    """Product metrics per method with the ratio to P-TopFreq where it is known."""
     out = Table(title=title, title_justify="left")
     for column in (
         "method",
@@ -71,26 +80,39 @@ def metrics_table(table: dict[str, dict[str, float]], title: str) -> Table:
         "NDCG ratio to P-TopFreq",
     ):
         out.add_column(column, justify="left" if column == "method" else "right")
-    base = table.get("P-TopFreq")
     for name, m in table.items():
-        ratio = f"{m['recall_at_10'] / base['recall_at_10']:.3f}" if base else "-"
-        nratio = f"{m['ndcg_at_10'] / base['ndcg_at_10']:.3f}" if base else "-"
         out.add_row(
             name,
             f"{m['recall_at_10']:.4f}",
             f"{m['ndcg_at_10']:.4f}",
             f"{m['recall_at_10_repeat']:.4f}",
             f"{m['recall_at_10_new']:.4f}",
-            ratio,
-            nratio,
+            f"{m['recall_ratio']:.3f}" if "recall_ratio" in m else "-",
+            f"{m['ndcg_ratio']:.3f}" if "ndcg_ratio" in m else "-",
         )
+    return out
+
+
+def ratio_table(table: dict[str, dict[str, float]]) -> Table | None:
+    """The ratios to P-TopFreq with their 95 % intervals (None when there are none)."""
+    rows = {name: m for name, m in table.items() if "recall_ratio_low" in m}
+    if not rows:
+        return None
+    out = Table(
+        title="Ratio to P-TopFreq, 95 % interval (holdout members resampled)",
+        title_justify="left",
+    )
+    for column in ("method", "recall@10 ratio", "NDCG@10 ratio"):
+        out.add_column(column, justify="left" if column == "method" else "right")
+    for name, m in rows.items():
+        out.add_row(name, _with_interval(m, "recall_ratio"), _with_interval(m, "ndcg_ratio"))
     return out
 
 
 def summary_table(metrics: dict[str, float]) -> Table:
     out = Table(title="Offers and visits (holdout)", title_justify="left")
     out.add_column("metric")
-    out.add_column("value", justify="right")
+    out.add_column("value (95 % interval)", justify="right")
     for key in (
         "holdout_offer_auc",
         "holdout_offer_hit_rate_at_3",
@@ -100,7 +122,7 @@ def summary_table(metrics: dict[str, float]) -> Table:
         "holdout_visit_mae_ratio",
     ):
         if key in metrics:
-            out.add_row(key.removeprefix("holdout_"), f"{metrics[key]:.4f}")
+            out.add_row(key.removeprefix("holdout_"), _with_interval(metrics, key, 4))
     return out
 
 
@@ -195,6 +217,8 @@ def evaluate_cmd(
     with console.status("backtesting"):
         evaluation = evaluate_bundle(bundle, club, baselines=True)
     console.print(metrics_table(evaluation.table, f"Products: 14 days after {as_of}"))
+    if (ratios := ratio_table(evaluation.table)) is not None:
+        console.print(ratios)
     console.print(summary_table(evaluation.metrics))
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"backtest {as_of}"):
