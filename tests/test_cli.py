@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from nbo.cli import app
+from nbo.cli import app, thread_defaults
 
 runner = CliRunner()
 
@@ -75,3 +75,19 @@ def test_synth_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: st
     assert result.exit_code == 2
     assert message in result.output
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "passive"),
+    [
+        (["serve", "--port", "8001"], True),
+        (["decide", "--data", "d", "--at", "2017-09-04", "--out", "o.parquet"], True),
+        (["train", "--data", "d", "--as-of", "2017-09-04"], False),
+        (["demo"], False),
+        (["--help"], False),
+    ],
+)
+def test_thread_defaults_spin_openmp_only_in_batch_commands(args: list[str], passive: bool) -> None:
+    defaults = thread_defaults(args)
+    assert defaults["OPENBLAS_NUM_THREADS"] == "1"
+    assert (defaults.get("OMP_WAIT_POLICY") == "PASSIVE") is passive

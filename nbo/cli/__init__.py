@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,13 +13,18 @@ from nbo.cli import decide, models, serve
 from nbo.cli.common import console, fails_cleanly
 from nbo.cli.data import data_app, describe_cmd, import_completejourney_cmd, validate_cmd
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "thread_defaults"]
 
 # Threading defaults for the numeric libraries, read once when they load (so they are set here,
-# before any command imports scikit-learn or implicit). implicit wants single-threaded BLAS;
-# OpenMP threads that spin while waiting make gradient boosting several times slower whenever
-# the two cores are shared with other work. A user's own settings win.
-THREAD_DEFAULTS = {"OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+# before any command imports scikit-learn or implicit). implicit wants single-threaded BLAS.
+# OpenMP threads spin for a while before they sleep, which keeps gradient boosting fast on free
+# cores (Complete Journey's affinity fit: 21 s spinning, 32 s with PASSIVE on a quiet 2-core
+# machine) but slows it down when the cores are shared (50 s against 36 s beside one busy
+# process). The long-running commands that share their cores with their own workers or scoring
+# threads get PASSIVE; the batch jobs keep OpenMP's default. A user's own settings win.
+THREAD_DEFAULTS = {"OPENBLAS_NUM_THREADS": "1"}
+SHARED_CORE_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+SHARED_CORE_COMMANDS = frozenset({"serve", "decide"})
 
 DEMO_AS_OF = "2017-09-04"
 
@@ -113,8 +119,16 @@ def _serve_demo(data_dir: Path, as_of: str, port: int) -> None:
     serve.serve_cmd(port=port)
 
 
+def thread_defaults(args: list[str]) -> dict[str, str]:
+    """The threading variables ``nbo`` sets (unless already set) for these arguments."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command in SHARED_CORE_COMMANDS:
+        return THREAD_DEFAULTS | SHARED_CORE_DEFAULTS
+    return dict(THREAD_DEFAULTS)
+
+
 def main() -> None:
     """Console entry point: thread defaults, then the typer app."""
-    for name, value in THREAD_DEFAULTS.items():
+    for name, value in thread_defaults(sys.argv[1:]).items():
         os.environ.setdefault(name, value)
     app()
