@@ -85,8 +85,8 @@ def ratios_to_baseline(
     for name, recs in methods.items():
         ours = per_member_ranking(recs, truth, K)
         row: dict[str, float] = {}
-        for metric, column in (("recall", "recall"), ("ndcg", "ndcg")):
-            num, den = ours[column].to_numpy(), base[column].to_numpy()
+        for metric in ("recall", "ndcg"):
+            num, den = ours[metric].to_numpy(), base[metric].to_numpy()
             total = den.sum()
             row[f"{metric}_ratio"] = float(num.sum() / total) if total else float("nan")
             row[f"{metric}_ratio_low"], row[f"{metric}_ratio_high"] = ratio_interval(num, den)
