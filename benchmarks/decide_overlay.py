@@ -114,7 +114,11 @@ def _offer_rows(club: ClubData, at: date, rng: np.random.Generator) -> dict[str,
         "campaigns": frame("campaigns", campaigns),
         "offers": frame("offers", offers),
         "offer_products": frame("offer_products", offer_products),
-        "campaign_audience": pl.concat(audience).cast(spec) if audience else spec.to_frame(),
+        "campaign_audience": (
+            pl.concat(audience).with_columns(treated=True).cast(spec)
+            if audience
+            else spec.to_frame()
+        ),
     }
 
 

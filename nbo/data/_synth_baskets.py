@@ -27,6 +27,10 @@ from nbo.data.contract import TABLES
 __all__ = ["CHUNK_TABLES", "member_chunk"]
 
 CHUNK_TABLES = ("members", "transactions", "campaign_audience", "redemptions")
+# without counterfactuals every audience member was treated: ``treated`` is left out (reads true)
+AUDIENCE_SCHEMA = pl.Schema(
+    {c: t for c, t in TABLES["campaign_audience"].schema.items() if c != "treated"}
+)
 STAPLES_PER_PERSON = 0.5  # mean staples: 1.5 + this per household member
 STAPLE_KEPT = 0.9  # share of due staple purchases that happen (the rest: bought elsewhere)
 MAX_UNITS = 4
@@ -191,7 +195,7 @@ def campaign_response(
             ),
             "member_id": members.member_id[audience_member],
         },
-        schema=TABLES["campaign_audience"].schema,
+        schema=AUDIENCE_SCHEMA,
     )
     redemptions = pl.DataFrame(
         {

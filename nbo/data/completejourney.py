@@ -229,8 +229,13 @@ def map_completejourney(
         "offer_products": offer_products,
         "redemptions": redemptions,
     }
+    # Complete Journey has no control groups: ``treated`` is left out, which reads as all true
+    schemas = {
+        name: pl.Schema({c: t for c, t in TABLES[name].schema.items() if c != "treated"})
+        for name in tables
+    }
     return {
-        name: frame.select(TABLES[name].schema.names()).cast(TABLES[name].schema)
+        name: frame.select(schemas[name].names()).cast(schemas[name])
         for name, frame in tables.items()
     }
 

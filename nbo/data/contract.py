@@ -186,13 +186,24 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec(
             "campaign_audience",
-            (Column("campaign_id", pl.String()), Column("member_id", pl.Int64())),
+            (
+                Column("campaign_id", pl.String()),
+                Column("member_id", pl.Int64()),
+                Column(
+                    "treated",
+                    pl.Boolean(),
+                    required=False,
+                    default=True,
+                    description="false: an eligible member held out at random as a control "
+                    "(no offer); absent: everyone in the audience was treated",
+                ),
+            ),
             primary_key=("campaign_id", "member_id"),
             foreign_keys=(
                 ForeignKey(("campaign_id",), "campaigns", ("campaign_id",)),
                 ForeignKey(("member_id",), "members", ("member_id",)),
             ),
-            description="which members a targeted campaign was sent to",
+            description="which members a targeted campaign was sent to (or held out from)",
             required=False,
         ),
         TableSpec(

@@ -142,6 +142,8 @@ def parse_values(
     """Convert a source column to ``column``'s contract type; unparseable values become null."""
     want = column.dtype
     if source != pl.String:
+        if want == pl.Boolean and source.is_numeric():  # 1/0 only: a 2 is a typo, not "true"
+            return pl.when(raw == 1).then(True).when(raw == 0).then(False).otherwise(None)
         if isinstance(source, pl.Datetime) and source.time_zone is not None:
             raw = raw.dt.replace_time_zone(None)  # keep the wall-clock time the export shows
         return raw.cast(want, strict=False)

@@ -1,4 +1,4 @@
-"""Checks across rows and tables: primary keys, duplicates, references, windows, join dates."""
+"""Checks across rows and tables: keys, duplicates, references, windows, join dates, controls."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from nbo.data.contract import TableSpec
 from nbo.data.findings import MAX_EXAMPLES, ROW, Finding, Severity
 
 __all__ = [
+    "check_controls_did_not_redeem",
     "check_foreign_keys",
     "check_joined_before_receipts",
     "check_keys",
@@ -155,4 +156,30 @@ def check_joined_before_receipts(
     return _offending(
         early, ["member_id", "joined_at", "first_ts"], "warning", "members", files["members"],
         "joined_at", "member has receipts from before joined_at",
+    )  # fmt: skip
+
+
+def check_controls_did_not_redeem(
+    frames: dict[str, pl.LazyFrame], files: dict[str, str]
+) -> list[Finding]:
+    """A control (``treated`` false) got no offer, so a redemption of one of its campaign's
+    offers means the hold-out was not held out: the experiment would measure nothing."""
+    if not {"campaign_audience", "offers", "redemptions"} <= frames.keys():
+        return []
+    redeemed = (
+        frames["campaign_audience"]
+        .filter(pl.col("treated").not_())
+        .select(ROW, "campaign_id", "member_id")
+        .join(frames["offers"].select("offer_id", "campaign_id"), on="campaign_id")
+        .join(
+            frames["redemptions"].select(
+                "member_id", "offer_id", pl.col("ts").alias("redeemed_at")
+            ),
+            on=["member_id", "offer_id"],
+        )
+    )
+    return _offending(
+        redeemed, ["campaign_id", "member_id", "offer_id", "redeemed_at"], "error",
+        "campaign_audience", files["campaign_audience"], "treated",
+        "control member (treated = false) redeemed an offer of that campaign",
     )  # fmt: skip

@@ -19,6 +19,7 @@ from nbo.data.contract import TABLES, Column, TableSpec
 from nbo.data.findings import MAX_EXAMPLES, ROW, Finding, Severity, ValidationReport
 from nbo.data.io import ClubData, conform
 from nbo.data.relations import (
+    check_controls_did_not_redeem,
     check_foreign_keys,
     check_joined_before_receipts,
     check_keys,
@@ -73,6 +74,34 @@ def check_schema(spec: TableSpec, schema: pl.Schema, file: str) -> list[Finding]
                 )
             )
     return findings
+
+
+def _name_non_booleans(finding: Finding, spec: TableSpec, raw: pl.LazyFrame) -> Finding:
+    """A Boolean column stored as text or numbers: count its rows, show each odd value once."""
+    if finding.column is None or finding.column not in spec.schema:
+        return finding
+    if spec.column(finding.column).dtype != pl.Boolean or finding.rows:
+        return finding
+    values = (
+        raw.select(pl.col(finding.column))
+        .with_row_index(ROW, offset=1)
+        .filter(pl.col(finding.column).is_not_null())
+    )
+    count = values.select(pl.len()).collect(engine="streaming").item()
+    examples = (
+        values.unique(finding.column, keep="first", maintain_order=True)
+        .head(MAX_EXAMPLES)
+        .collect(engine="streaming")
+    )
+    return Finding(
+        finding.severity,
+        finding.table,
+        finding.file,
+        finding.column,
+        f"{finding.message}: values must be true or false (a Parquet Boolean), not text or numbers",
+        int(count),
+        tuple(examples.to_dicts()),
+    )
 
 
 def _examples(
@@ -203,7 +232,9 @@ def validate_dataset(root: str | Path) -> ValidationReport:
             )
             continue
         report.rows[spec.name] = rows
-        schema_findings = check_schema(spec, schema, file)
+        schema_findings = [
+            _name_non_booleans(f, spec, raw) for f in check_schema(spec, schema, file)
+        ]
         report.findings += schema_findings
         if schema_findings:
             continue
@@ -222,6 +253,7 @@ def validate_dataset(root: str | Path) -> ValidationReport:
     if "redemptions" in files:
         report.findings += check_redemption_windows(frames, files["redemptions"])
     report.findings += check_joined_before_receipts(frames, files)
+    report.findings += check_controls_did_not_redeem(frames, files)
     return report
 
 
