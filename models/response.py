@@ -14,6 +14,7 @@ The examples and the evaluation set of pairs come from :mod:`nbo.models.response
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import NotFittedError
 
+from nbo.errors import NboError
 from nbo.features.history import History
 from nbo.features.offers import FEATURES, offer_table, response_features
 from nbo.features.offers.columns import KEYS as _KEYS
@@ -34,7 +36,22 @@ from nbo.models.response_pairs import (
     training_pairs,
 )
 
-__all__ = ["OfferResponse", "audience_pairs", "campaign_members", "offer_pairs", "training_pairs"]
+__all__ = [
+    "OfferResponse",
+    "PairsError",
+    "audience_pairs",
+    "campaign_members",
+    "offer_pairs",
+    "pair_matrix",
+    "score_pairs",
+    "training_pairs",
+    "tree_probability",
+]
+
+
+class PairsError(NboError, ValueError):
+    """Pairs to score are invalid: a column missing or an offer the club does not have."""
+
 
 _SCORING_THREADS = 2  # batches of pairs scored side by side (see predict_proba)
 _MIN_PARALLEL_PAIRS = 100_000  # smaller inputs are one batch: threads would cost more
@@ -170,82 +187,115 @@ class OfferResponse:
         """p_redeem of each (member_id, offer_id) in ``pairs``, features as of ``history``.
 
         Returns member_id, offer_id, p_redeem in input order. Members unknown to the club get
-        cold-start features (zeros); offers unknown to the club raise a ``ValueError``.
-        Pairs are scored in batches of ``batch_size`` whole members (in member order), each
-        reading only its members' receipts; ``receipts`` (every line of
-        ``history.transactions`` of the pairs' members, read once) and ``offers``
-        (:func:`~nbo.features.offers.offer_table`) let a caller that scores a big club chunk
-        by chunk read the club once.
+        cold-start features (zeros); offers unknown to the club raise :class:`PairsError`.
+        Batching, ``receipts`` and ``offers`` as in :func:`score_pairs`.
         """
         if not hasattr(self, "model_"):
             raise NotFittedError("OfferResponse is not fitted yet; call fit(history) first")
-        missing = [c for c in _KEYS if c not in pairs.columns]
-        if missing:
-            raise ValueError(f"pairs need columns member_id and offer_id; missing {missing}")
-        keyed = pairs.select(pl.col("member_id").cast(pl.Int64), pl.col("offer_id").cast(pl.String))
-        known = history.club.offers.select("offer_id").collect()["offer_id"]
-        unknown = keyed.filter(~pl.col("offer_id").is_in(known.implode()))["offer_id"].unique()
-        if unknown.len():
-            shown = ", ".join(sorted(unknown.cast(pl.String).fill_null("<null>").to_list())[:10])
-            raise ValueError(f"{unknown.len()} offer id(s) not in the club's offers: {shown}")
-        if offers is None and keyed.height:
-            offers = offer_table(history, keyed.select("offer_id").unique().lazy()).collect().lazy()
-        # Member order, so a batch's features read its own members' receipts only (and, on
-        # data stored by member, only their part of the files).
-        ordered = keyed.with_row_index("_row").sort("member_id", "_row")
-        # At least two batches of a big input, scored side by side: the features' NumPy parts
-        # and the trees run on one core each, so two batches keep both cores busy.
-        size = self.batch_size
-        if ordered.height >= 2 * _MIN_PARALLEL_PAIRS:
-            size = min(size, -(-ordered.height // _SCORING_THREADS))
-        batches = _member_batches(ordered, size)
 
-        def score(batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-            lo, hi = batch["member_id"].min(), batch["member_id"].max()
-            lines = history.transactions if receipts is None else receipts
-            features = response_features(
-                history,
-                batch.select(_KEYS).lazy(),
-                receipts=lines.filter(pl.col("member_id").is_between(lo, hi)),
-                offers=offers,
-            ).collect()
+        def p_redeem(features: pl.DataFrame) -> np.ndarray:
             sample_p = self._sample_p(self._matrix(features))
-            del features
             with np.errstate(divide="ignore"):
                 odds = sample_p / (1.0 - sample_p) * self.odds_scale_
-            return batch["_row"].to_numpy(), np.where(np.isinf(odds), 1.0, odds / (1.0 + odds))
+            return np.where(np.isinf(odds), 1.0, odds / (1.0 + odds))
 
-        p_redeem = np.empty(keyed.height)
-        if len(batches) > 1:
-            with ThreadPoolExecutor(_SCORING_THREADS) as pool:
-                scored = list(pool.map(score, batches))
-        else:
-            scored = [score(batch) for batch in batches]
-        for rows, p in scored:
-            p_redeem[rows] = p
-        return keyed.with_columns(p_redeem=pl.Series(p_redeem, dtype=pl.Float64))
+        keyed, p = score_pairs(
+            history, pairs, p_redeem, batch_size=self.batch_size, receipts=receipts, offers=offers
+        )
+        return keyed.with_columns(p_redeem=pl.Series(p, dtype=pl.Float64))
 
     def _sample_p(self, matrix: np.ndarray) -> np.ndarray:
-        """The trees' P(redeem) on the training sample's odds for each row of ``matrix``.
-
-        The same numbers as ``model_.predict_proba``, from the binned features and the trees'
-        look-up tables (:mod:`nbo.models.boosted`): a few table reads per tree instead of a
-        walk. Falls back to ``predict_proba`` where scikit-learn's internals differ.
-        """
-        model = self.model_
-        try:
-            tables = TreeTables.of(model)
-            if tables is None:
-                raise AttributeError("categorical features or several trees per iteration")
-            raw = tables.raw(model._bin_mapper.transform(matrix))
-        except (AttributeError, ImportError, TypeError, ValueError):
-            return np.asarray(model.predict_proba(matrix)[:, 1], dtype=np.float64)
-        return np.asarray(expit(raw), dtype=np.float64)
+        """The trees' P(redeem) on the training sample's odds (:func:`tree_probability`)."""
+        return tree_probability(self.model_, matrix)
 
     def _matrix(self, features: pl.DataFrame) -> np.ndarray:
-        """The model's input: :data:`FEATURES` then one indicator per known campaign type."""
-        types = [
-            (pl.col("campaign_type") == t).fill_null(False).cast(pl.Float64).alias(f"type={t}")
-            for t in self.campaign_types_
-        ]
-        return features.select(*FEATURES, *types).to_numpy().astype(np.float64, copy=False)
+        """The model's input (:func:`pair_matrix`)."""
+        return pair_matrix(features, self.campaign_types_)
+
+
+def pair_matrix(features: pl.DataFrame, campaign_types: list[str]) -> np.ndarray:
+    """A pair model's input: :data:`FEATURES` then one indicator per known campaign type."""
+    types = [
+        (pl.col("campaign_type") == t).fill_null(False).cast(pl.Float64).alias(f"type={t}")
+        for t in campaign_types
+    ]
+    return features.select(*FEATURES, *types).to_numpy().astype(np.float64, copy=False)
+
+
+def tree_probability(model: HistGradientBoostingClassifier, matrix: np.ndarray) -> np.ndarray:
+    """P(class 1) of a fitted binary ``model`` for each row of ``matrix``.
+
+    The same numbers as ``model.predict_proba``, from the binned features and the trees'
+    look-up tables (:mod:`nbo.models.boosted`): a few table reads per tree instead of a
+    walk. Falls back to ``predict_proba`` where scikit-learn's internals differ.
+    """
+    try:
+        tables = TreeTables.of(model)
+        if tables is None:
+            raise AttributeError("categorical features or several trees per iteration")
+        raw = tables.raw(model._bin_mapper.transform(matrix))
+    except (AttributeError, ImportError, TypeError, ValueError):
+        return np.asarray(model.predict_proba(matrix)[:, 1], dtype=np.float64)
+    return np.asarray(expit(raw), dtype=np.float64)
+
+
+def score_pairs(
+    history: History,
+    pairs: pl.DataFrame,
+    predict: Callable[[pl.DataFrame], np.ndarray],
+    *,
+    batch_size: int,
+    receipts: pl.LazyFrame | None = None,
+    offers: pl.LazyFrame | None = None,
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """``predict`` of the :func:`response_features` of each (member_id, offer_id) in ``pairs``.
+
+    The one scoring loop of the pair models. Returns the keys (member_id Int64, offer_id
+    String) and one value per pair, in input order. Offers unknown to the club raise
+    :class:`PairsError`. Pairs are scored in batches of ``batch_size`` whole members (in member
+    order), each reading only its members' receipts; ``receipts`` (every line of
+    ``history.transactions`` of the pairs' members, read once) and ``offers``
+    (:func:`~nbo.features.offers.offer_table`) let a caller that scores a big club chunk by
+    chunk read the club once.
+    """
+    missing = [c for c in _KEYS if c not in pairs.columns]
+    if missing:
+        raise PairsError(f"pairs need columns member_id and offer_id; missing {missing}")
+    keyed = pairs.select(pl.col("member_id").cast(pl.Int64), pl.col("offer_id").cast(pl.String))
+    known = history.club.offers.select("offer_id").collect()["offer_id"]
+    unknown = keyed.filter(~pl.col("offer_id").is_in(known.implode()))["offer_id"].unique()
+    if unknown.len():
+        shown = ", ".join(sorted(unknown.cast(pl.String).fill_null("<null>").to_list())[:10])
+        raise PairsError(f"{unknown.len()} offer id(s) not in the club's offers: {shown}")
+    if offers is None and keyed.height:
+        offers = offer_table(history, keyed.select("offer_id").unique().lazy()).collect().lazy()
+    # Member order, so a batch's features read its own members' receipts only (and, on
+    # data stored by member, only their part of the files).
+    ordered = keyed.with_row_index("_row").sort("member_id", "_row")
+    # At least two batches of a big input, scored side by side: the features' NumPy parts
+    # and the trees run on one core each, so two batches keep both cores busy.
+    size = batch_size
+    if ordered.height >= 2 * _MIN_PARALLEL_PAIRS:
+        size = min(size, -(-ordered.height // _SCORING_THREADS))
+    batches = _member_batches(ordered, size)
+
+    def score(batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = batch["member_id"].min(), batch["member_id"].max()
+        lines = history.transactions if receipts is None else receipts
+        features = response_features(
+            history,
+            batch.select(_KEYS).lazy(),
+            receipts=lines.filter(pl.col("member_id").is_between(lo, hi)),
+            offers=offers,
+        ).collect()
+        return batch["_row"].to_numpy(), predict(features)
+
+    values = np.empty(keyed.height)
+    if len(batches) > 1:
+        with ThreadPoolExecutor(_SCORING_THREADS) as pool:
+            scored = list(pool.map(score, batches))
+    else:
+        scored = [score(batch) for batch in batches]
+    for rows, value in scored:
+        values[rows] = value
+    return keyed, values
