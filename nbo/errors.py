@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "DataContractError",
     "DatasetExistsError",
+    "EvaluationError",
     "EventError",
     "HistoryError",
     "MappingError",
@@ -47,3 +48,7 @@ class EventError(HistoryError):
         super().__init__(message)
         self.index = index
         self.field = field
+
+
+class EvaluationError(NboError):
+    """An evaluation cannot run on what it was given (the field or input named)."""
