@@ -22,6 +22,7 @@ from nbo.data._synth_members import (
     micros,
     search,
 )
+from nbo.data._synth_uplift import Dues, counterfactual_response
 from nbo.data.contract import TABLES
 
 __all__ = ["CHUNK_TABLES", "member_chunk"]
@@ -47,6 +48,9 @@ class Lines:
     units: NDArray[np.int64]  # 0 for a coupon line: the coupon rides on a unit bought anyway
     coupon: NDArray[np.float64]  # face value of a coupon redeemed on this line
 
+    def keep(self, mask: NDArray[np.bool_]) -> Lines:
+        return Lines(self.visit[mask], self.product[mask], self.units[mask], self.coupon[mask])
+
     @staticmethod
     def concat(parts: list[Lines]) -> Lines:
         return Lines(
@@ -67,8 +71,9 @@ class Staples:
 
 def staple_lines(
     rng: np.random.Generator, catalogue: Catalogue, members: Members, visits: Visits
-) -> tuple[Staples, Lines]:
-    """Each member's staples, bought at the first visit after they run out, cycle after cycle."""
+) -> tuple[Staples, Lines, Dues]:
+    """Each member's staples, bought at the first visit after they run out, cycle after cycle
+    (and every due at its visit, kept or not, for the counterfactual truth)."""
     n_products = catalogue.n_products
     count = np.maximum(rng.poisson(1.5 + STAPLES_PER_PERSON * members.household_size), 1)
     owner, _ = expand(count.astype(np.int64))
@@ -90,19 +95,24 @@ def staple_lines(
         np.int64
     )
     visit = visits.at_or_after(member, due_s)
-    kept = (visit < visits.first[member + 1]) & (rng.random(visit.size) < STAPLE_KEPT)
+    in_period = visit < visits.first[member + 1]
+    at_visits = Dues(
+        member[in_period], staples.product[staple[in_period]], visit[in_period], STAPLE_KEPT
+    )
+    kept = in_period & (rng.random(visit.size) < STAPLE_KEPT)
     staple, visit = staple[kept], visit[kept]
     # several dues before one visit (a member who shops rarely) become one line of more units
     new = np.ones(visit.size, dtype=bool)
     new[1:] = (visit[1:] != visit[:-1]) | (staple[1:] != staple[:-1])
     start = np.flatnonzero(new)
     units = np.minimum(np.diff(np.append(start, visit.size)), MAX_UNITS)
-    return staples, Lines(
+    lines = Lines(
         visit=visit[start],
         product=staples.product[staple[start]],
         units=units.astype(np.int64),
         coupon=np.zeros(start.size),
     )
+    return staples, lines, at_visits
 
 
 def impulse_lines(
@@ -264,24 +274,60 @@ def receipt_lines(
 
 
 def member_chunk(
-    catalogue: Catalogue, seed: int, chunk: int, first_member_id: int, n: int
+    catalogue: Catalogue,
+    seed: int,
+    chunk: int,
+    first_member_id: int,
+    n: int,
+    *,
+    control_share: float | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Every per-member table for members ``first_member_id`` .. ``first_member_id + n - 1``.
 
     The chunk draws from its own stream, ``SeedSequence(seed, spawn_key=(1, chunk))``, so it
-    does not depend on which other chunks ran, in which order or in which process.
+    does not depend on which other chunks ran, in which order or in which process. With a
+    ``control_share`` the campaigns are randomized experiments (see ``_synth_uplift``) drawn
+    from a second stream, ``spawn_key=(2, chunk)``, and the truth is returned as ``"pairs"``.
     """
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, chunk)))
     members_table, members = draw_members(rng, catalogue, first_member_id, n)
     visits = draw_visits(rng, catalogue, members)
-    staples, staple = staple_lines(rng, catalogue, members, visits)
+    staples, staple, dues = staple_lines(rng, catalogue, members, visits)
     impulse = impulse_lines(rng, catalogue, members, visits, staple.visit)
-    audience, redemptions, coupons = campaign_response(rng, catalogue, members, visits, staples)
-    lines = Lines.concat([staple, impulse, coupons])
+    truth: pl.DataFrame | None = None
+    if control_share is None:
+        audience, redemptions, coupons = campaign_response(rng, catalogue, members, visits, staples)
+        lines = Lines.concat([staple, impulse, coupons])
+    else:
+        natural = Lines.concat([staple, impulse])
+        effect = counterfactual_response(
+            np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, chunk))),
+            catalogue, members, visits, dues, (natural.visit, natural.product), staple.visit,
+            control_share,
+        )  # fmt: skip
+        audience, redemptions, truth = effect.audience, effect.redemptions, effect.pairs
+        (add_visit, add_product), (coupon_visit, coupon_product, face) = (
+            effect.added,
+            effect.coupons,
+        )
+        kept = natural.keep(effect.keep)
+        lines = Lines.concat(
+            [
+                kept,
+                Lines(
+                    add_visit,
+                    add_product,
+                    np.ones(add_visit.size, np.int64),
+                    np.zeros(add_visit.size),
+                ),
+                Lines(coupon_visit, coupon_product, np.zeros(coupon_visit.size, np.int64), face),
+            ]
+        )
     transactions = receipt_lines(rng, catalogue, members, visits, lines)
-    return {
+    tables = {
         "members": members_table,
         "transactions": transactions,
         "campaign_audience": audience,
         "redemptions": redemptions,
     }
+    return tables if truth is None else tables | {"pairs": truth}

@@ -176,17 +176,31 @@ class _Campaigns:
 
 
 def _campaigns(
-    rng: np.random.Generator, start: date, weeks: int, products: pl.DataFrame, shop: _Assortment
+    rng: np.random.Generator,
+    start: date,
+    weeks: int,
+    products: pl.DataFrame,
+    shop: _Assortment,
+    offers: tuple[int, int] | None,
 ) -> _Campaigns:
-    """Campaigns spread over the period, each with a few coupons over related products."""
+    """Campaigns spread over the period, each with a few coupons over related products (or
+    ``offers`` (lowest, highest) coupons each, where given)."""
     period_days = weeks * 7
     n_campaigns = max(1, round(weeks / 4))
     types = list(CAMPAIGN_TYPES)
     kind = rng.choice(len(types), n_campaigns, p=[0.4, 0.35, 0.25])
     spec = [CAMPAIGN_TYPES[types[k]] for k in kind]
     duration = np.minimum([rng.integers(lo, hi + 1) for _, _, (lo, hi) in spec], period_days)
-    n_offers = np.array([rng.integers(lo, hi + 1) for _, (lo, hi), _ in spec], dtype=np.int64)
+    n_offers = np.array(
+        [rng.integers(*(offers or (lo, hi)), endpoint=True) for _, (lo, hi), _ in spec],
+        dtype=np.int64,
+    )
     first_day = (rng.random(n_campaigns) * (period_days - duration + 1)).astype(np.int64)
+    if offers is not None:  # experiments: one after another, so no offer affects another's
+        slot = max(period_days // n_campaigns, 1)
+        first_day = np.minimum(np.arange(n_campaigns) * slot, period_days - 1)
+        duration = np.minimum(duration, np.minimum(slot, period_days - first_day))
+        n_offers = np.minimum(n_offers, max(shop.category.size // 4, 1))
     by_start = np.argsort(first_day, kind="stable")  # campaign ids in order of launch
     kind, duration, n_offers, first_day = (
         a[by_start] for a in (kind, duration, n_offers, first_day)
@@ -202,6 +216,13 @@ def _campaigns(
         np.searchsorted(_cdf(shop.popularity), rng.random(offer_campaign.size), side="right"),
         shop.category.size - 1,
     )
+    if offers is not None:  # an experiment's offers share no product: effects stay apart
+        anchor = np.concatenate(
+            [
+                rng.choice(shop.category.size, k, replace=False, p=shop.popularity)
+                for k in n_offers.tolist()
+            ]
+        ).astype(np.int64)
     by_brand = np.lexsort((-shop.popularity, shop.brand))
     brand_start = np.searchsorted(shop.brand[by_brand], shop.brand[anchor], side="left")
     brand_end = np.searchsorted(shop.brand[by_brand], shop.brand[anchor], side="right")
@@ -210,6 +231,8 @@ def _campaigns(
         np.unique(np.concatenate([[a], by_brand[s : s + w]]))
         for a, s, w in zip(anchor.tolist(), brand_start.tolist(), width.tolist(), strict=True)
     ]
+    if offers is not None:
+        offer_lists = _disjoint(offer_lists, anchor, offer_campaign)
     offer_ptr = np.concatenate([[0], np.cumsum([p.size for p in offer_lists])]).astype(np.int64)
     offer_products = np.concatenate(offer_lists).astype(np.int64)
     face = shop.price[anchor] * np.where(shop.by_weight[anchor], 0.5, 1.0)
@@ -279,13 +302,37 @@ def _campaigns(
     )
 
 
+def _disjoint(
+    offer_lists: list[NDArray[np.int64]], anchor: NDArray[np.int64], campaign: NDArray[np.int64]
+) -> list[NDArray[np.int64]]:
+    """The offers' products with every product in at most one offer of a campaign (an offer
+    keeps its anchor, which is unique in the campaign, and the siblings no earlier offer took)."""
+    taken: dict[int, set[int]] = {}
+    lists = []
+    for products, a, c in zip(offer_lists, anchor.tolist(), campaign.tolist(), strict=True):
+        used = taken.setdefault(c, set(anchor[campaign == c].tolist()))
+        siblings = [p for p in products.tolist() if p != a and p not in used]
+        used.update(siblings)
+        lists.append(np.array(sorted([a, *siblings]), dtype=np.int64))
+    return lists
+
+
 def build_catalogue(
-    seed: int, *, members: int, products: int, weeks: int, start: date
+    seed: int,
+    *,
+    members: int,
+    products: int,
+    weeks: int,
+    start: date,
+    offers_per_campaign: tuple[int, int] | None = None,
 ) -> tuple[Catalogue, dict[str, pl.DataFrame]]:
-    """The club-wide arrays for the chunks and the club-wide tables to write once."""
+    """The club-wide arrays for the chunks and the club-wide tables to write once.
+
+    ``offers_per_campaign`` (lowest, highest) overrides the campaign types' own few offers.
+    """
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
     product_table, shop = _products(rng, products)
-    campaigns = _campaigns(rng, start, weeks, product_table, shop)
+    campaigns = _campaigns(rng, start, weeks, product_table, shop, offers_per_campaign)
     n_stores = int(np.clip(round(members / 2500), 1, 400))
     staple_weight = np.where(shop.cycle_days > 0, shop.popularity, 0.0)
     n_cat = len(TAXONOMY)
