@@ -16,17 +16,19 @@ from nbo.data.io import ClubData
 from nbo.evaluation.backtest import evaluate_bundle
 from nbo.features.history import History, as_datetime
 from nbo.models.affinity import ProductAffinity
-from nbo.models.propensity import CategoryPropensity
+from nbo.models.purchase import OfferPurchase
 from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
+from nbo.models.uplift import OfferUplift
 from nbo.tracking.bundle import Bundle
 
 __all__ = ["STAGES", "TrainResult", "train", "train_bundle"]
 
 STAGES = (
     "product affinity",
-    "category propensity",
+    "purchase propensity",
     "offer response",
+    "offer uplift",
     "visit timing",
     "holdout evaluation",
     "MLflow logging",
@@ -61,7 +63,7 @@ def train_bundle(
     on_stage: OnStage | None = None,
     seconds: dict[str, float] | None = None,
 ) -> Bundle:
-    """Fit the four models on everything known strictly before ``as_of``."""
+    """Fit every model of the bundle on everything known strictly before ``as_of``."""
     history = History.at(club, as_of)
     timings = seconds if seconds is not None else {}
 
@@ -74,22 +76,25 @@ def train_bundle(
         return result
 
     affinity = stage("product affinity", lambda: ProductAffinity().fit(history))
-    propensity = stage("category propensity", lambda: CategoryPropensity().fit(history))
+    purchase = stage("purchase propensity", lambda: OfferPurchase().fit(history))
     response = stage("offer response", lambda: OfferResponse().fit(history))
+    uplift = stage("offer uplift", lambda: OfferUplift().fit(history))
     timing = stage("visit timing", lambda: VisitTiming().fit(history))
     models = {
         "affinity": affinity,
-        "propensity": propensity,
+        "purchase": purchase,
         "response": response,
+        "uplift": uplift,
         "timing": timing,
     }
     return Bundle(
         as_of=history.as_of,
         affinity=affinity,
-        propensity=propensity,
+        purchase=purchase,
         response=response,
         timing=timing,
-        params=_params(models),
+        uplift=uplift,
+        params=_params(models) | {"uplift.measured": uplift.measured_},
     )
 
 

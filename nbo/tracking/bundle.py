@@ -19,10 +19,11 @@ from nbo.features.history import History
 from nbo.features.offers import FEATURES as RESPONSE_FEATURES
 from nbo.models.affinity import FEATURES as AFFINITY_FEATURES
 from nbo.models.affinity import ProductAffinity
-from nbo.models.propensity import FEATURES as PROPENSITY_FEATURES
-from nbo.models.propensity import CategoryPropensity
+from nbo.models.purchase import WINDOW as PURCHASE_WINDOW
+from nbo.models.purchase import OfferPurchase
 from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
+from nbo.models.uplift import OfferUplift
 from nbo.models.visit_counts import MEAN_COLUMNS, MEDIAN_COLUMNS
 
 __all__ = ["BUNDLE_FILE", "Bundle", "BundleError", "feature_lists"]
@@ -38,8 +39,9 @@ def feature_lists() -> dict[str, list[str]]:
     """The input columns each model of this code reads, in order; a bundle records its own."""
     return {
         "affinity": list(AFFINITY_FEATURES),
-        "propensity": list(PROPENSITY_FEATURES),
+        "purchase": [*RESPONSE_FEATURES, PURCHASE_WINDOW],
         "response": list(RESPONSE_FEATURES),
+        "uplift": list(RESPONSE_FEATURES),
         "visit_mean": list(MEAN_COLUMNS),
         "visit_median": list(MEDIAN_COLUMNS),
     }
@@ -47,13 +49,18 @@ def feature_lists() -> dict[str, list[str]]:
 
 @dataclass
 class Bundle:
-    """What ``nbo train`` produces: the four models, trained as of ``as_of``, and their story."""
+    """What ``nbo train`` produces: the models, trained as of ``as_of``, and their story.
+
+    ``purchase`` gives p_buy (buys the offer's products anyway), ``response`` p_redeem,
+    ``uplift`` what an offer changes (measured, or the documented assumption).
+    """
 
     as_of: datetime
     affinity: ProductAffinity
-    propensity: CategoryPropensity
+    purchase: OfferPurchase
     response: OfferResponse
     timing: VisitTiming
+    uplift: OfferUplift
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     version: str = "local"

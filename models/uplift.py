@@ -1,0 +1,287 @@
+"""Uplift: what an offer changes, P(buy | offer) − P(buy | no offer) in the offer's window.
+
+:class:`OfferUplift` measures it where the club ran randomized exposure: campaigns before
+``as_of`` whose audience has both treated members and controls held out at random
+(``campaign_audience.treated`` false). On those (member, offer) pairs, outcome = bought any of
+the offer's products in the window, features = the offer response model's point-in-time pair
+features as of the campaign's start, it fits an X-learner (:class:`XLearner`; Künzel et al.,
+PNAS 2019): small control groups and a known randomization propensity are its case.
+
+Without randomized data nothing can be measured: the model says so (``measured_`` false and
+``reason_``) and predicts :func:`assumed_uplift`, an assumption, flagged
+``uplift_measured = false`` on every row. See docs/uplift.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import overload
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.exceptions import NotFittedError
+
+from nbo.features.history import History
+from nbo.features.offers import FEATURES, response_features
+from nbo.models.purchase import audience_with_treated, purchase_labels
+from nbo.models.response import PairsError, pair_matrix, score_pairs, tree_probability
+
+__all__ = ["OfferUplift", "XLearner", "assumed_uplift", "randomized_pairs"]
+
+SCORED = ("member_id", "offer_id", "p_buy", "p_redeem")
+
+
+@overload
+def assumed_uplift(p_redeem: pl.Expr, p_buy: pl.Expr) -> pl.Expr: ...
+@overload
+def assumed_uplift(p_redeem: np.ndarray, p_buy: np.ndarray) -> np.ndarray: ...
+def assumed_uplift(
+    p_redeem: pl.Expr | np.ndarray, p_buy: pl.Expr | np.ndarray
+) -> pl.Expr | np.ndarray:
+    """The assumed uplift where none is measured: ``p_redeem × (1 − p_buy)``.
+
+    A redemption is incremental only where the member would not have bought anyway: it
+    shrinks as ``p_buy`` grows and never exceeds ``p_redeem``. An assumption, not a measurement.
+    """
+    return p_redeem * (1 - p_buy)
+
+
+@dataclass(frozen=True)
+class XLearner:
+    """A fitted X-learner: outcome models per arm, imputed-effect models, propensity weight.
+
+    ``effect(x) = propensity · tau_control(x) + (1 − propensity) · tau_treated(x)``: the
+    effect model learned on the larger (treated) arm gets the weight of the smaller one.
+    """
+
+    tau_treated: HistGradientBoostingRegressor
+    tau_control: HistGradientBoostingRegressor
+    propensity: float
+
+    @classmethod
+    def fit(
+        cls,
+        matrix: np.ndarray,
+        treated: np.ndarray,
+        outcome: np.ndarray,
+        propensity: float,
+        params: dict[str, float | int | None],
+    ) -> XLearner:
+        """Fit on rows of ``matrix`` with 0/1 ``outcome`` and boolean ``treated``."""
+        t, c = treated.astype(bool), ~treated.astype(bool)
+        y = outcome.astype(np.float64)
+
+        def outcome_model(rows: np.ndarray) -> HistGradientBoostingClassifier:
+            return HistGradientBoostingClassifier(early_stopping=False, **params).fit(
+                matrix[rows], y[rows]
+            )
+
+        def effect_model(rows: np.ndarray, imputed: np.ndarray) -> HistGradientBoostingRegressor:
+            return HistGradientBoostingRegressor(early_stopping=False, **params).fit(
+                matrix[rows], imputed
+            )
+
+        mu_treated, mu_control = outcome_model(t), outcome_model(c)
+        imputed_treated = y[t] - tree_probability(mu_control, matrix[t])
+        imputed_control = tree_probability(mu_treated, matrix[c]) - y[c]
+        return cls(
+            tau_treated=effect_model(t, imputed_treated),
+            tau_control=effect_model(c, imputed_control),
+            propensity=propensity,
+        )
+
+    def effect(self, matrix: np.ndarray) -> np.ndarray:
+        """The estimated effect on P(outcome) of each row, clipped to [-1, 1]."""
+        e = self.propensity
+        tau = e * self.tau_control.predict(matrix) + (1 - e) * self.tau_treated.predict(matrix)
+        return np.clip(np.asarray(tau, dtype=np.float64), -1.0, 1.0)
+
+
+def randomized_pairs(history: History, campaigns: pl.DataFrame) -> pl.DataFrame:
+    """Audience × offers of ``campaigns`` that have both treated and control members.
+
+    Columns member_id, offer_id, campaign_id, start_date, treated, sorted by campaign,
+    member and offer. Empty when no campaign was randomized.
+    """
+    audience = (
+        audience_with_treated(history.campaign_audience)
+        .join(campaigns.lazy().select("campaign_id", "start_date"), on="campaign_id")
+        .filter(pl.col("treated").any().over("campaign_id"))
+        .filter((~pl.col("treated")).any().over("campaign_id"))
+    )
+    return (
+        audience.join(history.club.offers.select("offer_id", "campaign_id"), on="campaign_id")
+        .select("member_id", "offer_id", "campaign_id", "start_date", "treated")
+        .sort("campaign_id", "member_id", "offer_id")
+        .collect()
+    )
+
+
+class OfferUplift(BaseEstimator):  # type: ignore[misc]
+    """P(buy | offer) − P(buy | no offer), measured on randomized campaigns where there are any.
+
+    Parameters
+    ----------
+    max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization
+        Passed to each of the X-learner's four gradient-boosted tree models.
+    max_train_pairs
+        Randomized pairs sampled to learn from (controls and treated alike).
+    min_control_pairs
+        Fewer control pairs than this is too little to measure anything: fall back.
+    include_running
+        Also learn from campaigns still running at ``as_of`` (windows cut there).
+    batch_size
+        Pairs scored per feature pass in :meth:`predict`.
+    random_state
+        Seed for the pair sample and the models.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        learning_rate: float = 0.1,
+        max_leaf_nodes: int = 7,
+        min_samples_leaf: int = 20,
+        l2_regularization: float = 1.0,
+        max_train_pairs: int = 100_000,
+        min_control_pairs: int = 50,
+        include_running: bool = False,
+        batch_size: int = 1_000_000,
+        random_state: int | None = 0,
+    ) -> None:
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.max_train_pairs = max_train_pairs
+        self.min_control_pairs = min_control_pairs
+        self.include_running = include_running
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def fit(self, history: History) -> OfferUplift:
+        """Fit the X-learner on randomized campaigns before ``as_of``, or record why not."""
+        for name in ("max_train_pairs", "batch_size", "max_iter"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.as_of_: datetime = history.as_of
+        self.measured_: bool = False
+        self.n_train_pairs_: int = 0
+        self.learner_: XLearner | None = None
+        campaigns = history.campaigns
+        if not self.include_running:
+            campaigns = campaigns.filter(pl.col("end_date") < history.as_of_date)
+        pairs = randomized_pairs(history, campaigns.collect())
+        when = f"before {history.as_of:%Y-%m-%d}"
+        if "treated" not in history.club.campaign_audience.collect_schema().names():
+            self.reason_: str = f"no randomized exposure {when}: the audiences have no controls"
+            return self
+        if pairs.height > self.max_train_pairs:
+            pairs = pairs.sample(self.max_train_pairs, seed=self.random_state).sort(
+                "campaign_id", "member_id", "offer_id"
+            )
+        n_control = int((~pairs["treated"]).sum()) if pairs.height else 0
+        if n_control < self.min_control_pairs:
+            self.reason_ = (
+                f"no randomized exposure {when}: {n_control} control pairs in campaigns with "
+                f"treated and control members (need {self.min_control_pairs})"
+            )
+            return self
+        labelled = purchase_labels(pairs, history.transactions, history.club)
+        arms = labelled.group_by("treated").agg(pl.col("label").n_unique())
+        if arms.height < 2 or (arms["label"] < 2).any():
+            self.reason_ = (
+                f"randomized campaigns {when} have an arm where everyone or no one bought"
+            )
+            return self
+        features = pl.concat(
+            [
+                response_features(History.at(history.club, start), group.lazy()).collect()
+                for (start,), group in labelled.group_by("start_date", maintain_order=True)
+            ]
+        )
+        self.campaign_types_: list[str] = sorted(
+            features["campaign_type"].drop_nulls().unique().to_list()
+        )
+        self.feature_names_: list[str] = [
+            *FEATURES,
+            *(f"campaign_type={t}" for t in self.campaign_types_),
+        ]
+        treated = features["treated"].to_numpy()
+        propensity = float(treated.mean())  # the randomization's treated share, pooled
+        self.learner_ = XLearner.fit(
+            pair_matrix(features, self.campaign_types_),
+            treated,
+            features["label"].to_numpy(),
+            propensity,
+            {
+                "max_iter": self.max_iter,
+                "learning_rate": self.learning_rate,
+                "max_leaf_nodes": self.max_leaf_nodes,
+                "min_samples_leaf": self.min_samples_leaf,
+                "l2_regularization": self.l2_regularization,
+                "random_state": self.random_state,
+            },
+        )
+        self.measured_ = True
+        self.n_train_pairs_ = features.height
+        campaign_count = labelled["campaign_id"].n_unique()
+        self.reason_ = (
+            f"X-learner on {features.height} pairs ({n_control} control) of "
+            f"{campaign_count} randomized campaign(s) {when}"
+        )
+        return self
+
+    def predict(
+        self,
+        history: History,
+        scored: pl.DataFrame,
+        *,
+        receipts: pl.LazyFrame | None = None,
+        offers: pl.LazyFrame | None = None,
+    ) -> pl.DataFrame:
+        """uplift of each pair of ``scored`` (member_id, offer_id, p_buy, p_redeem).
+
+        Returns member_id, offer_id, uplift, uplift_measured in input order: the learner's
+        estimate where the model was measured, else :func:`assumed_uplift` flagged false.
+        ``receipts`` and ``offers`` as in :func:`~nbo.models.response.score_pairs`.
+        """
+        if not hasattr(self, "measured_"):
+            raise NotFittedError("OfferUplift is not fitted yet; call fit(history) first")
+        missing = [c for c in SCORED if c not in scored.columns]
+        if missing:
+            raise PairsError(f"scored pairs need columns {', '.join(SCORED)}; missing {missing}")
+        probabilities = scored.select(pl.col("p_buy", "p_redeem").cast(pl.Float64))
+        bad = probabilities.filter(
+            pl.any_horizontal(pl.all().is_null() | pl.all().is_nan() | ~pl.all().is_between(0, 1))
+        )
+        if bad.height:
+            raise PairsError(
+                f"{bad.height} scored pair(s) have p_buy or p_redeem missing or outside [0, 1]"
+            )
+        if self.learner_ is None:
+            keyed = scored.select(
+                pl.col("member_id").cast(pl.Int64), pl.col("offer_id").cast(pl.String)
+            )
+            uplift = assumed_uplift(
+                probabilities["p_redeem"].to_numpy(), probabilities["p_buy"].to_numpy()
+            )
+        else:
+            learner = self.learner_
+            keyed, uplift = score_pairs(
+                history,
+                scored,
+                lambda features: learner.effect(pair_matrix(features, self.campaign_types_)),
+                batch_size=self.batch_size,
+                receipts=receipts,
+                offers=offers,
+            )
+        return keyed.with_columns(
+            uplift=pl.Series(uplift, dtype=pl.Float64),
+            uplift_measured=pl.lit(self.learner_ is not None, dtype=pl.Boolean),
+        )
