@@ -144,6 +144,18 @@ def synth_cmd(
     seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same data).")] = 0,
     start: Annotated[str, typer.Option(help="First day of receipts (YYYY-MM-DD).")] = "2024-01-01",
     overwrite: Overwrite = False,
+    counterfactuals: Annotated[
+        bool,
+        typer.Option(
+            "--counterfactuals",
+            help="Randomized campaigns with hold-out controls; the truth of every audience "
+            "pair goes to OUT_DIR.truth/ beside the dataset.",
+        ),
+    ] = False,
+    control_share: Annotated[
+        float,
+        typer.Option(help="With --counterfactuals: share of each audience held out as controls."),
+    ] = 0.2,
 ) -> None:
     """Generate a synthetic club dataset (deterministic for a seed, streamed in chunks)."""
     from datetime import date
@@ -180,7 +192,13 @@ def synth_cmd(
                 start=first_day,
                 overwrite=overwrite,
                 progress=advance,
+                counterfactuals=counterfactuals,
+                control_share=control_share,
             )
         except ValueError as exc:
             raise NboError(str(exc)) from None
     _print_rows(f"Synthetic club (seed {seed}) → {escape(str(out_dir))}", rows)
+    if counterfactuals:
+        from nbo.data.synth import truth_dir
+
+        console.print(f"truth per audience pair → {escape(str(truth_dir(out_dir)))}")
