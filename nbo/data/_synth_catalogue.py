@@ -217,11 +217,9 @@ def _campaigns(
         shop.category.size - 1,
     )
     if offers is not None:  # an experiment's offers share no product: effects stay apart
+        weight = shop.popularity / shop.popularity.sum()
         anchor = np.concatenate(
-            [
-                rng.choice(shop.category.size, k, replace=False, p=shop.popularity)
-                for k in n_offers.tolist()
-            ]
+            [rng.choice(shop.category.size, k, replace=False, p=weight) for k in n_offers.tolist()]
         ).astype(np.int64)
     by_brand = np.lexsort((-shop.popularity, shop.brand))
     brand_start = np.searchsorted(shop.brand[by_brand], shop.brand[anchor], side="left")
