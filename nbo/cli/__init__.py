@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from nbo.cli import decide, models, serve
+from nbo.cli import decide, experiment, models, serve
 from nbo.cli.common import console, fails_cleanly
 from nbo.cli.data import data_app, describe_cmd, import_completejourney_cmd, validate_cmd
 
@@ -39,6 +39,7 @@ app.add_typer(data_app, name="data")
 models.register(app)
 decide.register(app)
 serve.register(app)
+experiment.register(app)
 
 
 @app.command("demo")

@@ -1,29 +1,22 @@
-"""Serving commands: ``nbo serve`` (the offer API) and ``nbo experiment report``."""
+"""Serving command: ``nbo serve`` (the offer API)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from nbo.cli.common import console, fails_cleanly
-from nbo.cli.decide import DatabaseOpt
 from nbo.errors import NboError
 
 if TYPE_CHECKING:
     from nbo.settings import Settings
 
 __all__ = ["register", "serve_cmd"]
-
-experiment_app = typer.Typer(
-    help="Champion / challenger / holdout experiments.", no_args_is_help=True
-)
 
 
 def _settings() -> Settings:
@@ -108,50 +101,5 @@ def serve_cmd(
         raise NboError(f"the service did not start: {failed.read_text()}")
 
 
-@experiment_app.command("report")
-@fails_cleanly
-def report_cmd(
-    database_url: DatabaseOpt = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only members assigned on/after this date (YYYY-MM-DD).")
-    ] = None,
-) -> None:
-    """Redemption rate and spend per arm, with 95% confidence intervals, from the history."""
-    from nbo.evaluation.experiment import arm_report
-    from nbo.history import InteractionStore
-
-    start = None
-    if since is not None:
-        try:
-            start = date.fromisoformat(since)
-        except ValueError:
-            raise NboError(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
-    with InteractionStore(database_url) as store:
-        report = arm_report(store.experiment_frames(start))
-    # two narrow tables rather than one wide one: each fits an 80-column terminal
-    reach = Table(title="Experiment arms: who was served", title_justify="left")
-    effect = Table(title="Experiment arms: redemptions and spend (95% CI)", title_justify="left")
-    for table, columns in (
-        (reach, ("arm", "members", "served", "decisions", "redeemers")),
-        (effect, ("arm", "redemption rate", "95% CI", "spend / member", "95% CI ", "lift")),
-    ):
-        for column in columns:
-            table.add_column(column, justify="left" if column == "arm" else "right")
-    for row in report.iter_rows(named=True):
-        lift = row["rate_lift_vs_holdout"]
-        reach.add_row(row["arm"], f"{row['members']:,}", f"{row['served']:,}",
-                      f"{row['decisions']:,}", f"{row['redeemers']:,}")  # fmt: skip
-        effect.add_row(
-            row["arm"], f"{row['redemption_rate']:.4f}",
-            f"{row['rate_low']:.4f}–{row['rate_high']:.4f}", f"{row['spend_per_member']:.3f}",
-            f"{row['spend_low']:.3f}–{row['spend_high']:.3f}",
-            "-" if lift is None else f"{lift:+.4f}",
-        )  # fmt: skip
-    console.print(reach)
-    console.print(effect)
-    console.print("lift: redemption rate minus the holdout's", markup=False)
-
-
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_cmd)
-    app.add_typer(experiment_app, name="experiment")
