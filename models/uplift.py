@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
 
+from nbo.data.io import ClubData
 from nbo.features.history import History
 from nbo.features.offers import FEATURES, response_features
 from nbo.models.purchase import audience_with_treated, purchase_labels
@@ -100,20 +101,20 @@ class XLearner:
         return np.clip(np.asarray(tau, dtype=np.float64), -1.0, 1.0)
 
 
-def randomized_pairs(history: History, campaigns: pl.DataFrame) -> pl.DataFrame:
-    """Audience × offers of ``campaigns`` that have both treated and control members.
+def randomized_pairs(club: ClubData, campaigns: pl.DataFrame) -> pl.DataFrame:
+    """Audience × offers of those ``campaigns`` that have both treated and control members.
 
     Columns member_id, offer_id, campaign_id, start_date, treated, sorted by campaign,
     member and offer. Empty when no campaign was randomized.
     """
     audience = (
-        audience_with_treated(history.campaign_audience)
+        audience_with_treated(club.campaign_audience)
         .join(campaigns.lazy().select("campaign_id", "start_date"), on="campaign_id")
         .filter(pl.col("treated").any().over("campaign_id"))
         .filter((~pl.col("treated")).any().over("campaign_id"))
     )
     return (
-        audience.join(history.club.offers.select("offer_id", "campaign_id"), on="campaign_id")
+        audience.join(club.offers.select("offer_id", "campaign_id"), on="campaign_id")
         .select("member_id", "offer_id", "campaign_id", "start_date", "treated")
         .sort("campaign_id", "member_id", "offer_id")
         .collect()
@@ -176,7 +177,7 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
         campaigns = history.campaigns
         if not self.include_running:
             campaigns = campaigns.filter(pl.col("end_date") < history.as_of_date)
-        pairs = randomized_pairs(history, campaigns.collect())
+        pairs = randomized_pairs(history.club, campaigns.collect())
         when = f"before {history.as_of:%Y-%m-%d}"
         if "treated" not in history.club.campaign_audience.collect_schema().names():
             self.reason_: str = f"no randomized exposure {when}: the audiences have no controls"

@@ -120,9 +120,19 @@ def summary_table(metrics: dict[str, float]) -> Table:
         "holdout_visit_mae",
         "holdout_visit_mae_naive",
         "holdout_visit_mae_ratio",
+        "holdout_pbuy_auc",
+        "holdout_pbuy_auc_naive",
+        "holdout_pbuy_ece",
+        "holdout_pbuy_ece_naive",
+        "holdout_pbuy_mean",
+        "holdout_pbuy_rate",
+        "holdout_uplift_qini",
+        "holdout_uplift_auuc",
     ):
         if key in metrics:
             out.add_row(key.removeprefix("holdout_"), _with_interval(metrics, key, 4))
+    if metrics.get("holdout_uplift_measured") == 0.0:
+        out.add_row("uplift", "assumed, not measured")
     return out
 
 

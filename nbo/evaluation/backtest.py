@@ -23,25 +23,33 @@ from nbo.evaluation.metrics import (
     ranking_metrics,
     ratio_interval,
 )
+from nbo.evaluation.uplift import auuc, calibration_error, qini_coefficient
 from nbo.features.history import History
 from nbo.features.purchases import member_item_stats, purchases_between
 from nbo.models.cf import CollaborativeFilter
+from nbo.models.purchase import purchase_labels, untreated_pairs
 from nbo.models.response import offer_pairs
+from nbo.models.uplift import randomized_pairs
 from nbo.tracking.bundle import Bundle
 
 __all__ = [
     "Evaluation",
     "baseline_recommendations",
     "evaluate_bundle",
+    "naive_purchase_share",
     "offer_metrics",
     "product_metrics",
     "product_truth",
+    "purchase_metrics",
     "ratios_to_baseline",
     "scored_offer_pairs",
+    "uplift_metrics",
     "visit_metrics",
 ]
 
 K = 10
+NAIVE_WEEKS = 8  # the naive p_buy: share of the last 8 weeks with a purchase of the products
+MAX_OFFER_PAIRS = 50_000  # holdout pairs sampled for p_buy and uplift
 
 
 def product_truth(history: History, days: int = 14) -> pl.DataFrame:
@@ -162,6 +170,74 @@ def offer_metrics(scored: pl.DataFrame) -> dict[str, float]:
     }
 
 
+def naive_purchase_share(history: History, pairs: pl.DataFrame) -> pl.Series:
+    """Share of the last :data:`NAIVE_WEEKS` weeks before ``as_of`` in which the member bought
+    any of the offer's products, per row of ``pairs`` (member_id, offer_id)."""
+    start = history.as_of - timedelta(weeks=NAIVE_WEEKS)
+    weeks = (
+        history.transactions.filter(pl.col("ts") >= start)
+        .join(pairs.lazy().select("member_id").unique(), on="member_id", how="semi")
+        .join(history.club.offer_products.select("offer_id", "product_id"), on="product_id")
+        .group_by("member_id", "offer_id")
+        .agg(((pl.col("ts") - start).dt.total_days() // 7).n_unique().alias("weeks"))
+        .collect()
+    )
+    share = pairs.select("member_id", "offer_id").join(
+        weeks, on=["member_id", "offer_id"], how="left", maintain_order="left"
+    )
+    return (share["weeks"].fill_null(0) / NAIVE_WEEKS).alias("naive")
+
+
+def purchase_metrics(bundle: Bundle, club: ClubData, history: History) -> dict[str, float]:
+    """p_buy on the untreated pairs of the holdout campaigns: AUC and calibration error of
+    the model and of :func:`naive_purchase_share`, mean p_buy and the observed rate."""
+    campaigns = club.campaigns.filter(pl.col("start_date") >= history.as_of_date).collect()
+    pairs = untreated_pairs(club, campaigns, members_at=history.as_of, max_pairs=MAX_OFFER_PAIRS)
+    labelled = purchase_labels(pairs, club.transactions, club)
+    if labelled.height == 0:
+        return {"pbuy_pairs": 0.0}
+    label = labelled["label"].to_numpy()
+    p_buy = bundle.purchase.predict_proba(history, labelled)["p_buy"].to_numpy()
+    naive = naive_purchase_share(history, labelled).to_numpy()
+    return {
+        "pbuy_auc": auc(label, p_buy),
+        "pbuy_auc_naive": auc(label, naive),
+        "pbuy_ece": calibration_error(p_buy, label),
+        "pbuy_ece_naive": calibration_error(naive, label),
+        "pbuy_mean": float(p_buy.mean()),
+        "pbuy_rate": float(label.mean()),
+        "pbuy_pairs": float(labelled.height),
+    }
+
+
+def uplift_metrics(bundle: Bundle, club: ClubData, history: History) -> dict[str, float]:
+    """Qini coefficient and AUUC of the bundle's uplift on the holdout's randomized campaigns.
+
+    ``uplift_measured`` says whether the model measured uplift (1) or assumed it (0); the
+    curves need treated and control members, so they are absent without randomized exposure.
+    """
+    out = {"uplift_measured": float(bundle.uplift.measured_)}
+    campaigns = club.campaigns.filter(pl.col("start_date") >= history.as_of_date).collect()
+    pairs = randomized_pairs(club, campaigns)
+    if pairs.height > MAX_OFFER_PAIRS:
+        pairs = pairs.sample(MAX_OFFER_PAIRS, seed=0)
+    if pairs.height == 0:
+        return out
+    labelled = purchase_labels(pairs, club.transactions, club)
+    keys = labelled.select("member_id", "offer_id")
+    scored = keys.with_columns(
+        p_redeem=bundle.response.predict_proba(history, keys)["p_redeem"],
+        p_buy=bundle.purchase.predict_proba(history, keys)["p_buy"],
+    )
+    uplift = bundle.uplift.predict(history, scored)["uplift"].to_numpy()
+    treated, label = labelled["treated"].to_numpy(), labelled["label"].to_numpy()
+    return out | {
+        "uplift_qini": qini_coefficient(uplift, treated, label),
+        "uplift_auuc": auuc(uplift, treated, label),
+        "uplift_pairs": float(labelled.height),
+    }
+
+
 def visit_metrics(bundle: Bundle, history: History, days: int = 28) -> dict[str, float]:
     """Visit MAE of the timing model and of the naive previous-window forecast."""
     members = history.members.select("member_id")
@@ -248,4 +324,6 @@ def evaluate_bundle(
     flat = {f"holdout_{k}": v for k, v in table["nbo"].items()}
     flat |= {f"holdout_{k}": v for k, v in offer_metrics(offers).items()}
     flat |= {f"holdout_{k}": v for k, v in visit_metrics(bundle, history).items()}
+    flat |= {f"holdout_{k}": v for k, v in purchase_metrics(bundle, club, history).items()}
+    flat |= {f"holdout_{k}": v for k, v in uplift_metrics(bundle, club, history).items()}
     return Evaluation(flat, table, methods, truth, offers)
