@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import asdict
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,12 +14,17 @@ from rich.table import Table
 
 from nbo.cli.common import console, fails_cleanly
 from nbo.cli.decide import DatabaseOpt
+from nbo.cli.models import DEFAULT_MODEL, ModelOpt
 from nbo.errors import NboError
 
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["experiment_app", "register", "report_cmd"]
+    from nbo.pipelines.policy_eval import PolicyEvaluation
+
+__all__ = ["OPE_EXPERIMENT", "evaluate_policy_cmd", "experiment_app", "register", "report_cmd"]
+
+OPE_EXPERIMENT = "nbo-ope"
 
 experiment_app = typer.Typer(
     help="Champion / challenger / holdout experiments and off-policy evaluation.",
@@ -95,6 +103,123 @@ def incremental_table(incremental: pl.DataFrame) -> Table | str:
             f"{row['spend_low']:+.3f}–{row['spend_high']:+.3f}",
         )  # fmt: skip
     return table
+
+
+@experiment_app.command("evaluate-policy")
+@fails_cleanly
+def evaluate_policy_cmd(
+    policy: Annotated[Path, typer.Option("--policy", help="The candidate policy (YAML).")],
+    model: ModelOpt = DEFAULT_MODEL,
+    since: Annotated[
+        str | None, typer.Option(help="Only decisions made on/after this date (YYYY-MM-DD).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Club dataset (default NBO_DATA_DIR).")
+    ] = None,
+    database_url: DatabaseOpt = None,
+    clip: Annotated[float, typer.Option(help="Cap on each importance weight.", min=1.0)] = 20.0,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap intervals.")] = 0,
+) -> None:
+    """Estimate a candidate policy's redemptions and incremental value from the logged
+    decisions, their propensities and events (IPS, SNIPS, DR), before launching it."""
+    from nbo.cli.models import _bundle
+    from nbo.data.io import ClubData
+    from nbo.decisioning.policy import load_policy
+    from nbo.errors import EvaluationError
+    from nbo.history import InteractionStore
+    from nbo.history.logs import logged_decisions, redemption_events
+    from nbo.pipelines.policy_eval import evaluate_policy, logged_outcomes, redecide
+    from nbo.settings import get_settings
+
+    rules = load_policy(policy)
+    start = parse_since(since)
+    root = data if data is not None else get_settings().data_dir
+    if not (root / "manifest.json").is_file():
+        raise NboError(f"--data {root}: no imported club dataset there")
+    club = ClubData(root)
+    begin = None if start is None else datetime.combine(start, time())
+    with InteractionStore(database_url) as store:
+        logged = logged_decisions(store.engine, begin)
+        if logged.height == 0:
+            raise EvaluationError(
+                f"no logged decisions{'' if start is None else f' since {start}'} in {store!r}; "
+                "nothing to evaluate the policy on"
+            )
+        redemptions = redemption_events(store.engine, begin)
+        bundle = _bundle(model)
+        with console.status("re-deciding the logged days with the candidate policy"):
+            target = redecide(club, bundle, rules, logged, lambda day: store.contact_state(day))
+    outcomes = logged_outcomes(logged, redemptions, club)
+    result = evaluate_policy(outcomes, target, clip=clip, seed=seed)
+    console.print(ope_table(result))
+    if result.decisions_without_value:
+        console.print(
+            f"{result.decisions_without_value:,} of {result.decisions:,} logged decisions have "
+            "no p_buy/value/cost (decided before they were recorded): their contexts count "
+            "for redemptions only",
+            markup=False,
+        )
+    digest = hashlib.sha256(rules.model_dump_json().encode()).hexdigest()[:12]
+    log_evaluation(result, policy_digest=digest, model_version=bundle.version, since=since,
+                   clip=clip)  # fmt: skip
+
+
+def ope_table(result: PolicyEvaluation) -> Table:
+    """Estimator x reward: estimate, 95% interval, ESS, clipped weights and coverage."""
+    table = Table(
+        title=f"Candidate policy, per member-day ({result.contexts:,} logged, "
+        f"{result.decisions:,} decisions)",
+        title_justify="left",
+    )
+    for column in ("reward", "estimator", "estimate", "95% CI", "ESS", "clipped", "coverage"):
+        table.add_column(column, justify="left" if column in ("reward", "estimator") else "right")
+    for reward, estimates, logged in (
+        ("redemptions", result.redemptions, result.logged_redemptions),
+        ("incr. value", result.incremental_value, result.logged_incremental_value),
+    ):
+        if estimates is None or logged is None:
+            table.add_row(reward, "-", "no logged decision has p_buy/value/cost", *[""] * 4)
+            continue
+        table.add_row(reward, "logged", f"{logged:.4f}", "", "", "", "")
+        for name, found in estimates.items():
+            table.add_row(
+                reward, name, f"{found.estimate:.4f}", f"{found.low:.4f}–{found.high:.4f}",
+                f"{found.ess:,.0f}", f"{found.clipped:,}", f"{found.coverage:.0%}",
+            )  # fmt: skip
+    return table
+
+
+def log_evaluation(
+    result: PolicyEvaluation,
+    *,
+    policy_digest: str,
+    model_version: str,
+    since: str | None,
+    clip: float,
+) -> None:
+    """One run in the MLflow experiment ``nbo-ope``: the parameters and every estimate."""
+    import mlflow
+
+    from nbo.tracking.registry import configure
+
+    configure()
+    mlflow.set_experiment(OPE_EXPERIMENT)
+    with mlflow.start_run():
+        mlflow.log_params({"policy_digest": policy_digest, "model_version": model_version,
+                           "since": since or "all", "clip": clip})  # fmt: skip
+        metrics = {"contexts": float(result.contexts), "decisions": float(result.decisions)}
+        rows = []
+        for reward, estimates in (
+            ("redemptions", result.redemptions),
+            ("incremental_value", result.incremental_value),
+        ):
+            for name, found in (estimates or {}).items():
+                values = asdict(found)
+                rows.append({"reward": reward} | values)
+                for key in ("estimate", "low", "high", "ess", "clipped", "coverage"):
+                    metrics[f"{reward}.{name}.{key}"] = float(values[key])
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict({"estimates": rows}, "ope.json")
 
 
 def register(app: typer.Typer) -> None:

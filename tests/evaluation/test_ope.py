@@ -174,3 +174,52 @@ def test_bad_logs_raise_evaluation_error(extra: dict[str, object], message: str)
 def test_bad_clip_raises() -> None:
     with pytest.raises(EvaluationError, match="clip"):
         estimate_all(_five_rows(), clip=0)
+
+
+def test_policy_evaluation_counts_old_decisions_for_redemptions_only() -> None:
+    """Member 1's decision predates p_buy/value/cost: it counts for redemptions only."""
+    from datetime import date
+
+    import polars as pl
+
+    from nbo.pipelines.policy_eval import evaluate_policy
+
+    day = date(2024, 4, 1)
+    outcomes = pl.DataFrame(
+        {
+            "member_id": [1, 2, 2],
+            "day": [day] * 3,
+            "channel": ["app"] * 3,
+            "offer_id": ["a", "a", "b"],
+            "propensity": [1.0, 0.5, 1.0],
+            "p_redeem": [0.2, 0.3, 0.1],
+            "incremental_value": [None, 1.0, 0.5],
+            "p_buy": [None, 0.2, 0.1],
+            "value": [None, 2.0, 1.0],
+            "cost": [None, 0.5, 0.5],
+            "redeemed": [1.0, 1.0, 0.0],
+            "incremental_reward": [None, 1.1, -0.1],
+        }
+    )
+    target = pl.DataFrame(
+        {
+            "member_id": [1, 2],
+            "day": [day] * 2,
+            "channel": ["app"] * 2,
+            "offer_id": ["a", "a"],
+            "propensity": [1.0, 1.0],
+            "p_redeem": [0.2, 0.3],
+            "incremental_value": [None, 1.0],
+        }
+    )
+    result = evaluate_policy(outcomes, target, clip=None, n_bootstrap=20)
+    assert result.decisions_without_value == 1
+    assert result.contexts == 2
+    # redemptions: member 1 weight 1 * 1, member 2 weight 2 * 1 on "a", 0 on "b"
+    assert result.redemptions["ips"].estimate == pytest.approx((1 + 2) / 2)
+    assert result.logged_redemptions == pytest.approx(1.0)
+    assert result.incremental_value is not None
+    # incremental value: member 2 only, weight 2 on "a" (1.1)
+    assert result.incremental_value["ips"].estimate == pytest.approx(2.2)
+    assert result.incremental_value["dr"].estimate == pytest.approx(1.0 + 2 * (1.1 - 1.0))
+    assert result.logged_incremental_value == pytest.approx(1.0)
