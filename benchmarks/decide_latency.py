@@ -104,7 +104,7 @@ def member_latency(overlay: Path, bundle_path: Path, at: date, sample: int, seed
     bundle = Bundle.load(bundle_path)
     policy = Policy()
     offers = active_offers(history.club, when)
-    candidates = build_candidates(history, bundle.response, offers, policy)
+    candidates = build_candidates(history, bundle, offers, policy)
     members = build_members(history, bundle.timing, policy)
     odds = exploration_odds(candidates, OfferStats.empty(), policy)
     order = [int(m) for m in members["member_id"]]

@@ -10,7 +10,10 @@ tables, like a campaign planned for next week).
   in the last year, plus the club's ``popular_offers`` most-bought offers for everyone (cold
   start, onboarding and discovery). Scoring every eligible pair of a large club would cost
   hundreds of millions of model rows for offers the member has no relation to.
-* **Scores**: ``p_redeem`` from the bundle's offer-response model.
+* **Scores**: ``p_redeem`` from the bundle's offer-response model, ``p_buy`` (would the member
+  buy the offer's products anyway) from its purchase-propensity model, and ``uplift`` from its
+  uplift model — learned from randomized exposure where the club has it, else the documented
+  assumption, flagged ``uplift_measured = false``.
 * **Economics** (per pair): ``value`` = margin × the member's typical spend per basket on the
   offer's products (the club's typical spend where the member never bought them); ``cost`` =
   typical coupon discount on those products × the club-funded share (``coupon_match_disc`` /
@@ -27,18 +30,22 @@ receipt lines once and derives its pairs, features, scores and purchase statisti
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 import polars as pl
 
 from nbo.decisioning.policy import Policy
 from nbo.features.history import History
+from nbo.models.purchase import OfferPurchase
 from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
+from nbo.models.uplift import OfferUplift
 from nbo.pipelines.offer_context import YEAR, OfferContext, active_offers
 
 __all__ = [
     "MEMBERS_PER_CHUNK",
     "OfferContext",
+    "OfferScorers",
     "active_offers",
     "build_candidates",
     "build_members",
@@ -47,6 +54,21 @@ __all__ = [
 ]
 
 MEMBERS_PER_CHUNK = 100_000
+
+
+class OfferScorers(Protocol):
+    """The models that score a (member, offer) pair (a :class:`~nbo.tracking.bundle.Bundle`)."""
+
+    @property
+    def response(self) -> OfferResponse: ...
+
+    @property
+    def purchase(self) -> OfferPurchase: ...
+
+    @property
+    def uplift(self) -> OfferUplift: ...
+
+
 _MIN_ID, _MAX_ID = -(2**63), 2**63 - 1
 _LINE_COLUMNS = ("member_id", "basket_id", "product_id", "ts", "sales_value", "coupon_disc")
 
@@ -139,9 +161,25 @@ def _member_offer_stats(
     )
 
 
+def _score(
+    history: History,
+    models: OfferScorers,
+    context: OfferContext,
+    lines: pl.DataFrame,
+    pairs: pl.DataFrame,
+) -> pl.DataFrame:
+    """member_id, offer_id, p_redeem, p_buy, uplift, uplift_measured of ``pairs``, in order."""
+    inputs = {"receipts": lines.lazy(), "offers": context.features.lazy()}
+    scored = models.response.predict_proba(history, pairs, **inputs).with_columns(
+        p_buy=models.purchase.predict_proba(history, pairs, **inputs)["p_buy"]
+    )
+    uplift = models.uplift.predict(history, scored, **inputs)
+    return scored.with_columns(uplift["uplift"], uplift["uplift_measured"])
+
+
 def _chunk_candidates(
     history: History,
-    response: OfferResponse,
+    models: OfferScorers,
     context: OfferContext,
     policy: Policy,
     first: int,
@@ -149,9 +187,7 @@ def _chunk_candidates(
 ) -> pl.DataFrame:
     lines = _chunk_lines(history, first, last)
     pairs = _chunk_pairs(history, context, lines, first, last)
-    scored = response.predict_proba(
-        history, pairs, receipts=lines.lazy(), offers=context.features.lazy()
-    )
+    scored = _score(history, models, context, lines, pairs)
     redeemed = (
         history.redemptions.filter(pl.col("member_id").is_between(first, last))
         .select("member_id", "offer_id")
@@ -179,7 +215,7 @@ def _chunk_candidates(
 
 def candidate_chunks(
     history: History,
-    response: OfferResponse,
+    models: OfferScorers,
     offers: pl.DataFrame,
     policy: Policy,
     *,
@@ -189,7 +225,7 @@ def candidate_chunks(
     """:func:`build_candidates` one chunk of members at a time (member order)."""
     context = OfferContext.build(history, offers, policy, popular_offers=popular_offers)
     for first, last in member_chunks(context.members, members_per_chunk):
-        yield _chunk_candidates(history, response, context, policy, first, last)
+        yield _chunk_candidates(history, models, context, policy, first, last)
 
 
 def build_members(history: History, timing: VisitTiming, policy: Policy) -> pl.DataFrame:
@@ -219,7 +255,7 @@ def build_members(history: History, timing: VisitTiming, policy: Policy) -> pl.D
 
 def build_candidates(
     history: History,
-    response: OfferResponse,
+    models: OfferScorers,
     offers: pl.DataFrame,
     policy: Policy,
     *,
@@ -227,5 +263,5 @@ def build_candidates(
 ) -> pl.DataFrame:
     """Scored (member, offer) candidates in the engine's CANDIDATE_COLUMNS, by member and offer."""
     return pl.concat(
-        candidate_chunks(history, response, offers, policy, popular_offers=popular_offers)
+        candidate_chunks(history, models, offers, policy, popular_offers=popular_offers)
     )

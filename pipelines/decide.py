@@ -80,7 +80,7 @@ def decide_batch(
     def statics() -> Iterator[pl.DataFrame]:
         stage("scoring candidates")
         for candidates in candidate_chunks(
-            history, bundle.response, offers, policy, members_per_chunk=members_per_chunk
+            history, bundle, offers, policy, members_per_chunk=members_per_chunk
         ):
             scored[0] += candidates.height
             yield plan_static(candidates, members, policy, at=at, channel=channel).collect()

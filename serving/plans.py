@@ -50,16 +50,21 @@ class DayPlans:
 def cold_start_candidates(candidates: pl.DataFrame, offers: int) -> pl.DataFrame:
     """Candidate rows for a member unknown to the data: the ``offers`` most widely relevant
     active offers (most members with a related purchase), in no audience check, scored with
-    the offer's mean p_redeem over members new to its products (all members if none)."""
+    the offer's mean p_redeem, p_buy and uplift over members new to its products (all members
+    if none)."""
     if offers <= 0 or candidates.is_empty():
         return candidates.clear().select(list(CANDIDATE_COLUMNS))
     new = pl.col("is_new")
     return (
         candidates.group_by("offer_id")
         .agg(
+            *(
+                pl.when(new.any()).then(pl.col(name).filter(new).mean())
+                .otherwise(pl.col(name).mean()).alias(name)
+                for name in ("p_redeem", "p_buy", "uplift")
+            ),
             reach=pl.len(),
-            p_redeem=pl.when(new.any()).then(pl.col("p_redeem").filter(new).mean())
-            .otherwise(pl.col("p_redeem").mean()),
+            uplift_measured=pl.col("uplift_measured").all(),
             value=pl.when(new.any()).then(pl.col("value").filter(new).median())
             .otherwise(pl.col("value").median()),
             cost=pl.col("cost").first(),
@@ -119,7 +124,7 @@ def build_day(
     midnight = datetime.combine(day, datetime.min.time())
     history = History.at(club, midnight)
     offers = active_offers(club, midnight)
-    candidates = build_candidates(history, bundle.response, offers, policy)
+    candidates = build_candidates(history, bundle, offers, policy)
     members = build_members(history, bundle.timing, policy)
     candidates = pl.concat(
         [

@@ -55,7 +55,18 @@ class OfferDecision(_Out):
     valid_from: date
     valid_until: date
     p_redeem: float = Field(description="probability the member redeems it")
-    expected_value: float = Field(description="p_redeem × value − expected cost (money)")
+    p_buy: float = Field(description="probability the member buys its products anyway")
+    uplift: float = Field(description="P(buy | offer) − P(buy | no offer)")
+    uplift_measured: bool = Field(
+        description="false: uplift is the documented assumption p_redeem × (1 − p_buy), "
+        "not learned from randomized exposure"
+    )
+    incremental_value: float = Field(
+        description="uplift × value − expected cost: what the offer is expected to change (money)"
+    )
+    expected_value: float = Field(
+        description="p_redeem × value − expected cost (money; counts every redemption as value)"
+    )
     expected_cost: float
     send_at: UtcTime = Field(description="the member's predicted next visit window")
     reason: str

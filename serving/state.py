@@ -295,5 +295,7 @@ def _decision_row(d: MemberDecision, arm: str) -> dict[str, Any]:
         "send_at": d.send_at, "rank": d.rank, "p_redeem": d.p_redeem,
         "expected_value": d.expected_value, "expected_cost": d.expected_cost,
         "propensity": d.propensity, "explored": d.explored, "track": d.track, "arm": arm,
-        "model_version": d.model_version, "reason": d.reason,
+        "model_version": d.model_version, "reason": d.reason, "p_buy": d.p_buy,
+        "uplift": d.uplift, "uplift_measured": d.uplift_measured, "value": d.value,
+        "cost": d.cost, "incremental_value": d.incremental_value,
     }  # fmt: skip

@@ -48,8 +48,9 @@ from nbo.decisioning.prepare import ContactHistory
 
 __all__ = ["decide_chunks"]
 
-_PAIR = ("member_id", "offer_id", "p_redeem", "expected_value", "expected_cost", "priority",
-         "is_new", "bought_baskets", "days_since_bought", "usual_gap_days")  # fmt: skip
+_PAIR = ("member_id", "offer_id", "p_redeem", "p_buy", "uplift", "uplift_measured", "value",
+         "cost", "expected_value", "expected_cost", "incremental_value", "priority", "is_new",
+         "bought_baskets", "days_since_bought", "usual_gap_days")  # fmt: skip
 _OFFER = ("offer_id", "campaign_id", "category", "start_date", "end_date", "product")
 _MEMBER = ("member_id", "track", "cold_start", "next_visit_date", "preferred_hour", "capacity",
            "cost_cap")  # fmt: skip

@@ -35,8 +35,9 @@ __all__ = [
 
 DECISION_COLUMNS = (
     "decision_id", "member_id", "offer_id", "campaign_id", "channel", "rank", "p_redeem",
-    "expected_value", "expected_cost", "priority", "send_at", "reason", "propensity",
-    "explored", "track", "cold_start", "model_version", "decided_at",
+    "p_buy", "uplift", "uplift_measured", "value", "cost", "expected_value", "expected_cost",
+    "incremental_value", "priority", "send_at", "reason", "propensity", "explored", "track",
+    "cold_start", "model_version", "decided_at",
 )  # fmt: skip
 
 

@@ -70,8 +70,14 @@ class MemberDecision:
     channel: str
     rank: int
     p_redeem: float
+    p_buy: float
+    uplift: float
+    uplift_measured: bool
+    value: float
+    cost: float
     expected_value: float
     expected_cost: float
+    incremental_value: float
     priority: float
     send_at: datetime
     reason: str
@@ -281,8 +287,14 @@ def _decision(
         channel=plan.channel,
         rank=rank,
         p_redeem=float(cols["p_redeem"][row]),
+        p_buy=float(cols["p_buy"][row]),
+        uplift=float(cols["uplift"][row]),
+        uplift_measured=bool(cols["uplift_measured"][row]),
+        value=float(cols["value"][row]),
+        cost=float(cols["cost"][row]),
         expected_value=float(cols["expected_value"][row]),
         expected_cost=float(cols["expected_cost"][row]),
+        incremental_value=float(cols["incremental_value"][row]),
         priority=float(cols["priority"][row]),
         send_at=_send_at(
             at,

@@ -20,9 +20,10 @@ from nbo.decisioning.present import reason_core
 __all__ = ["PLAN_COLUMNS", "Plan"]
 
 PLAN_COLUMNS = (
-    "offer_id", "campaign_id", "category", "is_new", "p_redeem", "expected_value",
-    "expected_cost", "priority", "cost_cap", "track", "cold_start", "start_date", "end_date",
-    "next_visit_date", "preferred_hour", "reason_core",
+    "offer_id", "campaign_id", "category", "is_new", "p_redeem", "p_buy", "uplift",
+    "uplift_measured", "value", "cost", "expected_value", "expected_cost", "incremental_value",
+    "priority", "cost_cap", "track", "cold_start", "start_date", "end_date", "next_visit_date",
+    "preferred_hour", "reason_core",
 )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -25,6 +25,7 @@ __all__ = [
     "Diversity",
     "Economics",
     "Exploration",
+    "Objective",
     "OfferRules",
     "Policy",
     "Tracks",
@@ -108,9 +109,20 @@ class Tracks(_Strict):
     )
 
 
-class Economics(_Strict):
-    """Defaults for value and cost where the data has no better figure."""
+Objective = Literal["incremental_margin", "revenue", "redemptions"]
 
+
+class Economics(_Strict):
+    """What arbitration maximises, and defaults for value and cost where the data has none."""
+
+    objective: Objective = Field(
+        default="incremental_margin",
+        description=(
+            "incremental_margin: uplift × value − expected cost (what the offer changes); "
+            "revenue: p_redeem × value − expected cost (every redemption counted as value); "
+            "redemptions: p_redeem (cost left to budgets)"
+        ),
+    )
     margin: Share = Field(default=0.30, description="club margin on the offer's products' sales")
     default_discount: NonNegative = Field(
         default=1.0, description="discount per redemption if unknown"

@@ -7,13 +7,18 @@ run) go through the same rules.
 
 Priority (``docs/decisioning.md``)::
 
-    expected_cost  = p_redeem × cost + contact_cost[channel]
-    expected_value = p_redeem × value − expected_cost
-    priority       = weight × track_multiplier × p_redeem × value − expected_cost + boost
+    expected_cost     = p_redeem × cost + contact_cost[channel]
+    expected_value    = p_redeem × value − expected_cost
+    incremental_value = uplift × value − expected_cost
+    priority          = weight × track_multiplier × gain − expected_cost + boost
 
-``value`` is what a redemption is worth to the club (margin on the member's typical spend on the
-offer's products), ``cost`` what it costs the club (the club-funded part of the discount);
-``weight`` is the campaign's weight times the offer's, ``boost`` their sum.
+``value`` is what a purchase of the offer's products is worth to the club (margin on the
+member's typical spend on them), ``cost`` what a redemption costs the club (the club-funded part
+of the discount; everyone who redeems is paid, including members who would have bought anyway);
+``uplift`` is P(buy | offer) − P(buy | no offer). ``gain`` is the policy's objective:
+``uplift × value`` (incremental margin, the default), ``p_redeem × value`` (revenue) or
+``p_redeem`` (redemptions; no cost term). ``weight`` is the campaign's weight times the
+offer's, ``boost`` their sum.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Protocol
 
 import polars as pl
 
-from nbo.decisioning.policy import Policy
+from nbo.decisioning.policy import Objective, Policy
 
 __all__ = [
     "CANDIDATE_COLUMNS",
@@ -43,6 +48,9 @@ CANDIDATE_COLUMNS: dict[str, pl.DataType] = {
     "end_date": pl.Date(),
     "in_audience": pl.Boolean(),
     "p_redeem": pl.Float64(),
+    "p_buy": pl.Float64(),
+    "uplift": pl.Float64(),
+    "uplift_measured": pl.Boolean(),
     "value": pl.Float64(),
     "cost": pl.Float64(),
     "is_new": pl.Boolean(),
@@ -161,6 +169,7 @@ def _static_rules(policy: Policy, at: datetime) -> pl.Expr:
         ~pl.col("offer_id").is_in(policy.excluded_offers),
         ~pl.col("redeemed_before"),
         pl.col("p_redeem").is_finite() & (pl.col("p_redeem") > 0),
+        pl.col("uplift").is_finite(),
         pl.col("track_ok"),
     ]
     days = policy.contact.skip_recent_purchase_days
@@ -180,6 +189,15 @@ def _contact_rules(policy: Policy) -> pl.Expr:
     if contact.suppress_after_ignored is not None:
         rules.append(pl.col("ignored") < contact.suppress_after_ignored)
     return pl.all_horizontal(rules)
+
+
+def _gain(objective: Objective) -> pl.Expr:
+    """What one decision earns under the policy's objective, before costs and levers."""
+    if objective == "incremental_margin":
+        return pl.col("uplift") * pl.col("value")
+    if objective == "revenue":
+        return pl.col("p_redeem") * pl.col("value")
+    return pl.col("p_redeem")
 
 
 def _track(policy: Policy) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
@@ -272,8 +290,10 @@ def plan_static(
         boost.alias("boost"),
     ).with_columns(
         (p * pl.col("value") - pl.col("expected_cost")).alias("expected_value"),
-        (pl.col("weight") * pl.col("multiplier") * p * pl.col("value")
-         - pl.col("expected_cost") + pl.col("boost")).alias("priority"),
+        (pl.col("uplift") * pl.col("value") - pl.col("expected_cost")).alias("incremental_value"),
+        (pl.col("weight") * pl.col("multiplier") * _gain(economics.objective) + pl.col("boost")
+         - (pl.col("expected_cost") if economics.objective != "redemptions" else 0.0)
+         ).alias("priority"),
     )  # fmt: skip
     return frame.filter(_static_rules(policy, at)).drop(
         "c_weight", "o_weight", "c_boost", "o_boost", "c_channel_ok", "track_ok"

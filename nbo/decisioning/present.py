@@ -38,7 +38,8 @@ def _days(column: str) -> pl.Expr:
 
 
 def reason_core() -> pl.Expr:
-    """The reason without its track prefix (``reason_core``): rhythm or discovery."""
+    """The reason without its track prefix (``reason_core``): rhythm or discovery, then what
+    the offer changes (see :func:`_change`)."""
     times = pl.col("bought_baskets")
     rhythm = pl.concat_str(
         pl.lit("bought "),
@@ -64,19 +65,41 @@ def reason_core() -> pl.Expr:
         .then(pl.concat_str(pl.lit(": "), pl.col("product")))
         .otherwise(pl.lit("")),
     )
-    return (
+    return pl.concat_str(
         pl.when((times > 0) & pl.col("days_since_bought").is_not_null())
         .then(rhythm)
-        .otherwise(discovery)
-        .alias("reason_core")
-    )
+        .otherwise(discovery),
+        _change(),
+    ).alias("reason_core")
+
+
+def _percent(column: str) -> pl.Expr:
+    return (pl.col(column) * 100).round(0).cast(pl.Int64).cast(pl.String)
+
+
+def _change() -> pl.Expr:
+    """What the offer changes: "; 12 % would buy it anyway, +9 % with the offer".
+
+    "(assumed)" follows the uplift where no randomized exposure measured it.
+    """
+    uplift = pl.col("uplift")
+    return pl.concat_str(
+        pl.lit("; "),
+        _percent("p_buy"),
+        pl.lit(" % would buy it anyway, "),
+        pl.when(uplift >= 0).then(pl.lit("+")).otherwise(pl.lit("")),
+        _percent("uplift"),
+        pl.lit(" % with the offer"),
+        pl.when(pl.col("uplift_measured")).then(pl.lit("")).otherwise(pl.lit(" (assumed)")),
+    ).fill_null("")
 
 
 def reason() -> pl.Expr:
     """A short sentence: purchase rhythm for known products, discovery otherwise.
 
-    e.g. "bought 7 times, last 19 days ago; usually every 14 days"; "new for you in
-    CHEESE"; prefixed "welcome offer: " (onboarding), "we miss you: " (win-back) or
+    e.g. "bought 7 times, last 19 days ago; usually every 14 days; 81 % would buy it anyway,
+    +4 % with the offer (assumed)"; "new for you in CHEESE; 3 % would buy it anyway, +11 % with
+    the offer"; prefixed "welcome offer: " (onboarding), "we miss you: " (win-back) or
     "something different: " (exploration), as in :data:`REASON_PREFIX`.
     """
     prefix = (

@@ -71,6 +71,13 @@ decisions = Table(
     Column("arm", String, nullable=True),
     Column("model_version", String, nullable=False),
     Column("reason", Text, nullable=True),
+    # what the offer changes (migration 0003; null on older rows)
+    Column("p_buy", Float, nullable=True),
+    Column("uplift", Float, nullable=True),
+    Column("uplift_measured", Boolean, nullable=True),
+    Column("value", Float, nullable=True),
+    Column("cost", Float, nullable=True),
+    Column("incremental_value", Float, nullable=True),
     Index(None, "member_id", "decided_at"),
 )
 
@@ -123,6 +130,12 @@ DECISION_SCHEMA = pl.Schema(
         "arm": pl.String(),
         "model_version": pl.String(),
         "reason": pl.String(),
+        "p_buy": pl.Float64(),
+        "uplift": pl.Float64(),
+        "uplift_measured": pl.Boolean(),
+        "value": pl.Float64(),
+        "cost": pl.Float64(),
+        "incremental_value": pl.Float64(),
     }
 )
 """Polars types of the ``decisions`` columns, in table order."""

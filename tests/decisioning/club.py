@@ -20,6 +20,7 @@ from nbo.decisioning.policy import Policy
 from nbo.decisioning.prepare import CANDIDATE_COLUMNS, MEMBER_COLUMNS
 from nbo.history.contact import OFFER_EVENTS_SCHEMA as EVENTS_SCHEMA
 from nbo.history.contact import SENT_SCHEMA
+from nbo.models.uplift import assumed_uplift
 
 AT = datetime(2024, 6, 10, 9, 30)
 TODAY = AT.date()
@@ -58,6 +59,9 @@ def candidate(member_id: int, offer_id: str, **overrides: Any) -> dict[str, Any]
         "end_date": TODAY + timedelta(days=20),
         "in_audience": True,
         "p_redeem": 0.2,
+        "p_buy": 0.0,
+        "uplift": None,  # None: the assumed uplift of p_redeem and p_buy
+        "uplift_measured": False,
         "value": 10.0,
         "cost": 1.0,
         "is_new": True,
@@ -69,7 +73,10 @@ def candidate(member_id: int, offer_id: str, **overrides: Any) -> dict[str, Any]
     }
     unknown = set(overrides) - set(row)
     assert not unknown, f"not a candidate column: {unknown}"
-    return {**row, **overrides}
+    out = {**row, **overrides}
+    if out["uplift"] is None:
+        out["uplift"] = assumed_uplift(out["p_redeem"], out["p_buy"])
+    return out
 
 
 def member(member_id: int, **overrides: Any) -> dict[str, Any]:
@@ -168,6 +175,7 @@ _EXPLORATION = st.fixed_dictionaries(
 )
 _ECONOMICS = st.fixed_dictionaries(
     {
+        "objective": st.sampled_from(["incremental_margin", "revenue", "redemptions"]),
         "contact_cost": st.fixed_dictionaries(
             {c: st.sampled_from([0.0, 0.02, 0.2]) for c in CHANNELS}
         ),
@@ -271,7 +279,7 @@ def _candidates(
                     "offer_id": offer_id,
                     **offer,
                     "in_audience": bool(rng.random() < 0.85),
-                    "p_redeem": _pick(rng, [0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.6, 1.0]),
+                    **_response(rng),
                     "value": round(rng.uniform(0, 20), 2),
                     "cost": _pick(rng, [0.0, 0.5, 1.0, round(rng.uniform(0, 5), 2)]),
                     "is_new": bought == 0,
@@ -283,6 +291,17 @@ def _candidates(
                 }
             )
     return rows
+
+
+def _response(rng: np.random.Generator) -> dict[str, Any]:
+    """p_redeem, p_buy and an uplift: measured (any sign) or the assumed one."""
+    p_redeem = _pick(rng, [0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.6, 1.0])
+    p_buy = _pick(rng, [0.0, 0.05, 0.3, 0.9])
+    measured = bool(rng.random() < 0.5)
+    uplift = (
+        _pick(rng, [-0.05, 0.0, 0.02, 0.1, 0.3]) if measured else assumed_uplift(p_redeem, p_buy)
+    )
+    return {"p_redeem": p_redeem, "p_buy": p_buy, "uplift": uplift, "uplift_measured": measured}
 
 
 def _contacts(rng: np.random.Generator, member_ids: list[int], offers: list[str]) -> Contacts:

@@ -112,7 +112,16 @@ def check_decisions(instance: Instance, decisions: pl.DataFrame) -> None:
         assert d["p_redeem"] == c["p_redeem"]
         assert abs(d["expected_cost"] - expected_cost) < 1e-9
         assert abs(d["expected_value"] - (c["p_redeem"] * c["value"] - expected_cost)) < 1e-9
-        priority = weight * multiplier * c["p_redeem"] * c["value"] - expected_cost + boost
+        incremental = c["uplift"] * c["value"] - expected_cost
+        assert abs(d["incremental_value"] - incremental) < 1e-9
+        objective = policy.economics.objective
+        gain = {
+            "incremental_margin": c["uplift"] * c["value"],
+            "revenue": c["p_redeem"] * c["value"],
+            "redemptions": c["p_redeem"],
+        }[objective]
+        cost_term = 0.0 if objective == "redemptions" else expected_cost
+        priority = weight * multiplier * gain - cost_term + boost
         assert abs(d["priority"] - priority) < 1e-9
         # presentation
         assert 0 < d["propensity"] <= 1, key

@@ -46,23 +46,61 @@ def offers_of(frame: pl.DataFrame) -> list[tuple[int, str]]:
 
 
 def test_priority_is_the_documented_formula() -> None:
-    # priority = weight × track multiplier × p × value − expected cost + boost
-    policy = policy_of(
-        campaigns={"C1": {"weight": 2.0, "boost": 0.5}},
-        offers={"a": {"weight": 1.5, "boost": 0.25}},
-        economics={"contact_cost": {"email": 0.1}},
-        tracks={"onboarding_max_baskets": 4, "onboarding_multiplier": 1.5},
-    )
-    rows = [candidate(1, "a", p_redeem=0.2, value=10.0, cost=2.0)]
+    # priority = weight × track multiplier × gain − expected cost + boost, gain by objective
+    levers = {
+        "campaigns": {"C1": {"weight": 2.0, "boost": 0.5}},
+        "offers": {"a": {"weight": 1.5, "boost": 0.25}},
+        "tracks": {"onboarding_max_baskets": 4, "onboarding_multiplier": 1.5},
+    }
+    policy = policy_of(**levers, economics={"contact_cost": {"email": 0.1}})
+    rows = [candidate(1, "a", p_redeem=0.2, p_buy=0.5, uplift=0.08, value=10.0, cost=2.0)]
     default = prepared(rows, [member(1, baskets=30)], policy).row(0, named=True)
     expected_cost = 0.2 * 2.0 + 0.1
     assert default["expected_cost"] == pytest.approx(expected_cost)
     assert default["expected_value"] == pytest.approx(0.2 * 10.0 - expected_cost)
-    assert default["priority"] == pytest.approx(2.0 * 1.5 * 0.2 * 10.0 - expected_cost + 0.75)
+    assert default["incremental_value"] == pytest.approx(0.08 * 10.0 - expected_cost)
+    assert default["priority"] == pytest.approx(2.0 * 1.5 * 0.08 * 10.0 - expected_cost + 0.75)
     onboarding = prepared(rows, [member(1, baskets=1)], policy).row(0, named=True)
     assert onboarding["track"] == "onboarding"
-    assert onboarding["priority"] == pytest.approx(3.0 * 1.5 * 2.0 - expected_cost + 0.75)
-    assert onboarding["expected_value"] == default["expected_value"]  # levers rank, not value
+    assert onboarding["priority"] == pytest.approx(3.0 * 1.5 * 0.8 - expected_cost + 0.75)
+    assert onboarding["incremental_value"] == default["incremental_value"]  # levers rank only
+    for objective, priority in (
+        ("revenue", 3.0 * 0.2 * 10.0 - expected_cost + 0.75),
+        ("redemptions", 3.0 * 0.2 + 0.75),  # cost is left to the budgets
+    ):
+        chosen = policy_of(
+            **levers, economics={"contact_cost": {"email": 0.1}, "objective": objective}
+        )
+        row = prepared(rows, [member(1, baskets=30)], chosen).row(0, named=True)
+        assert row["priority"] == pytest.approx(priority), objective
+        assert row["incremental_value"] == default["incremental_value"]
+
+
+def test_a_sure_thing_is_not_chosen_over_a_persuadable_at_equal_p_redeem() -> None:
+    # same p_redeem, value and coupon: one member buys the product every week anyway
+    rows = [
+        candidate(1, "weekly_beef", campaign_id="C1", p_redeem=0.4, p_buy=0.9, value=5.0,
+                  cost=1.0, bought_baskets=17, days_since_bought=6.0, is_new=False),
+        candidate(1, "new_yogurt", campaign_id="C2", p_redeem=0.4, p_buy=0.05, value=5.0,
+                  cost=1.0),
+    ]  # fmt: skip
+    members = members_frame([member(1, baskets=30)])
+    decisions = decide(candidates_frame(rows), members, policy_of(slots=1), at=AT,
+                       channel="email").decisions  # fmt: skip
+    assert decisions["offer_id"].to_list() == ["new_yogurt"]
+    # the assumed uplift pays for the sure thing's redemption but gains little: not worth it
+    both = decide(candidates_frame(rows), members, policy_of(slots=2), at=AT,
+                  channel="email").decisions  # fmt: skip
+    assert both["offer_id"].to_list() == ["new_yogurt"]
+    # a sure thing usually redeems more: ranked by revenue (the old arbitration) it wins
+    rows[0]["p_redeem"] = 0.5
+    rows[0]["uplift"] = 0.5 * (1 - 0.9)
+    revenue = policy_of(slots=1, economics={"objective": "revenue"})
+    old = decide(candidates_frame(rows), members, revenue, at=AT, channel="email").decisions
+    assert old["offer_id"].to_list() == ["weekly_beef"]
+    new = decide(candidates_frame(rows), members, policy_of(slots=1), at=AT,
+                 channel="email").decisions  # fmt: skip
+    assert new["offer_id"].to_list() == ["new_yogurt"]
 
 
 def ranked(policy: Policy) -> list[str]:

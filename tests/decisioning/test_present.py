@@ -25,11 +25,15 @@ def reason_of(**row: Any) -> str:
         "product": None,
         "explored": False,
         "track": "default",
+        "p_buy": None,
+        "uplift": None,
+        "uplift_measured": None,
     }
     schema = {
         "bought_baskets": pl.Int64, "days_since_bought": pl.Float64,
         "usual_gap_days": pl.Float64, "category": pl.String, "product": pl.String,
-        "explored": pl.Boolean, "track": pl.String,
+        "explored": pl.Boolean, "track": pl.String, "p_buy": pl.Float64,
+        "uplift": pl.Float64, "uplift_measured": pl.Boolean,
     }  # fmt: skip
     return str(pl.DataFrame([{**base, **row}], schema=schema).select(reason()).item())
 
@@ -38,6 +42,19 @@ def test_reason_for_a_repeat_buyer_gives_the_rhythm() -> None:
     text = reason_of(bought_baskets=7, days_since_bought=19.2, usual_gap_days=13.8)
     assert text == "bought 7 times, last 19 days ago; usually every 14 days"
     assert reason_of(bought_baskets=1, days_since_bought=5.0) == "bought 1 time, last 5 days ago"
+
+
+def test_reason_says_what_the_offer_changes_and_flags_an_assumption() -> None:
+    measured = reason_of(category="YOGURT", p_buy=0.031, uplift=0.114, uplift_measured=True)
+    assert measured == "new for you in YOGURT; 3 % would buy it anyway, +11 % with the offer"
+    assumed = reason_of(
+        bought_baskets=7, days_since_bought=19.2, usual_gap_days=13.8,
+        p_buy=0.81, uplift=0.04, uplift_measured=False,
+    )  # fmt: skip
+    assert assumed.endswith("; 81 % would buy it anyway, +4 % with the offer (assumed)")
+    # an offer that puts members off says so, without a plus sign
+    harmful = reason_of(p_buy=0.5, uplift=-0.06, uplift_measured=True)
+    assert harmful == "new for you; 50 % would buy it anyway, -6 % with the offer"
 
 
 def test_reason_for_a_purchase_today_or_yesterday() -> None:
@@ -119,8 +136,9 @@ def test_decisions_carry_send_time_and_reason() -> None:
     candidates = candidates_frame(
         [
             candidate(1, "milk", category="MILK", bought_baskets=7, days_since_bought=19.0,
-                      usual_gap_days=14.0, is_new=False, end_date=TODAY + 3 * DAY),
-            candidate(2, "brie", category="CHEESE", product="Brie"),
+                      usual_gap_days=14.0, is_new=False, end_date=TODAY + 3 * DAY,
+                      p_buy=0.62, uplift=0.05, uplift_measured=True),
+            candidate(2, "brie", category="CHEESE", product="Brie", p_buy=0.02),
         ]
     )  # fmt: skip
     members = members_frame(
@@ -132,7 +150,13 @@ def test_decisions_carry_send_time_and_reason() -> None:
     policy = Policy.model_validate({"exploration": {"share": 0.0}, "send_lead_hours": 3})
     decisions = decide(candidates, members, policy, at=AT, channel="app").decisions
     rows = {d["member_id"]: d for d in decisions.iter_rows(named=True)}
-    assert rows[1]["reason"] == "bought 7 times, last 19 days ago; usually every 14 days"
+    assert rows[1]["reason"] == (
+        "bought 7 times, last 19 days ago; usually every 14 days; "
+        "62 % would buy it anyway, +5 % with the offer"
+    )
     assert rows[1]["send_at"] == at_hour(TODAY + 3 * DAY, 14)  # the offer ends before the visit
-    assert rows[2]["reason"] == "welcome offer: new for you in CHEESE: Brie"
+    assert rows[2]["reason"] == (
+        "welcome offer: new for you in CHEESE: Brie; 2 % would buy it anyway, "
+        "+20 % with the offer (assumed)"
+    )
     assert rows[2]["send_at"] == at_hour(TODAY + DAY, 8)
