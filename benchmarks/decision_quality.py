@@ -1,9 +1,11 @@
 """Decisions against the club's own targeting on Complete Journey (same campaigns, members).
 
-Trains the offer-response and visit-timing models as of ``--as-of``, then for every campaign
+Trains the models as of ``--as-of`` (``nbo train``'s bundle), then for every campaign
 starting in the following ``--window-days`` decides each audience member's offers at the
 campaign's start (:func:`nbo.evaluation.decisions.decision_backtest`) and prints the realised
-redemption rate of nbo's lists beside the club's "every coupon to every audience member":
+redemption rate of nbo's lists beside the club's "every coupon to every audience member".
+The club's data records redemptions, so the policy arbitrates on them here (objective
+``redemptions``); the default objective is scored in ``benchmarks/incremental.py``:
 
     .venv/bin/python benchmarks/decision_quality.py data/completejourney --as-of 2017-09-04
 """
@@ -19,10 +21,9 @@ from rich.table import Table
 
 from nbo.data.io import ClubData
 from nbo.decisioning.policy import load_policy
-from nbo.evaluation.decisions import decision_backtest
-from nbo.features.history import History
-from nbo.models.response import OfferResponse
-from nbo.models.timing import VisitTiming
+from nbo.evaluation.decisions import decision_backtest, redemption_policy
+from nbo.features.history import as_datetime
+from nbo.pipelines.train import train_bundle
 
 
 def main() -> None:
@@ -34,13 +35,11 @@ def main() -> None:
     args = parser.parse_args()
 
     club = ClubData(args.data)
-    history = History.at(club, args.as_of)
     started = time.perf_counter()
-    response = OfferResponse().fit(history)
-    timing = VisitTiming().fit(history)
-    policy = load_policy(args.policy)
+    bundle = train_bundle(club, as_datetime(args.as_of))
+    policy = redemption_policy(load_policy(args.policy))
     rows = decision_backtest(
-        club, response, timing, policy, args.as_of, window_days=args.window_days
+        club, bundle, bundle.timing, policy, args.as_of, window_days=args.window_days
     )
     totals = rows.select(
         pl.col("club_redeemed", "club_pairs", "decided_redeemed", "decided_pairs").sum()

@@ -9,6 +9,10 @@ coupon of the campaign. Both are scored on what members actually redeemed during
 * ``decided_rate``  redeemed pairs / decided pairs (nbo's lists, ``policy.slots`` per member);
 * ``lift``          decided_rate / club_rate;
 * ``captured``      the share of all the campaign's redemptions that nbo's short lists cover.
+
+Redemptions are what this back-test can see in the club's data, so it compares like with like
+under the ``redemptions`` objective (:func:`redemption_policy`); the default objective
+(incremental margin) is scored against known counterfactuals in ``benchmarks/incremental.py``.
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ from nbo.data.io import ClubData
 from nbo.decisioning.engine import decide
 from nbo.decisioning.policy import Policy
 from nbo.features.history import History, as_datetime
-from nbo.models.response import OfferResponse, audience_pairs
+from nbo.models.response import audience_pairs
 from nbo.models.timing import VisitTiming
-from nbo.pipelines.candidates import active_offers, build_candidates, build_members
+from nbo.pipelines.candidates import (
+    OfferScorers,
+    active_offers,
+    build_candidates,
+    build_members,
+)
 
-__all__ = ["decision_backtest"]
+__all__ = ["decision_backtest", "redemption_policy"]
 
 _KEYS = ["member_id", "offer_id"]
 
@@ -42,9 +51,15 @@ def _redeemed(club: ClubData, first_day: date, last_day: date) -> pl.DataFrame:
     )
 
 
+def redemption_policy(policy: Policy) -> Policy:
+    """``policy`` arbitrating on redemptions (what the club's data records)."""
+    economics = policy.economics.model_copy(update={"objective": "redemptions"})
+    return policy.model_copy(update={"economics": economics})
+
+
 def decision_backtest(
     club: ClubData,
-    response: OfferResponse,
+    models: OfferScorers,
     timing: VisitTiming,
     policy: Policy,
     as_of: date | datetime | str,
@@ -72,7 +87,7 @@ def decision_backtest(
         at = datetime.combine(campaign["start_date"], datetime.min.time())
         history = History.at(club, at)
         offers = active_offers(club, at, campaign["campaign_id"])
-        candidates = build_candidates(history, response, offers, policy)
+        candidates = build_candidates(history, models, offers, policy)
         members = build_members(history, timing, policy)
         decided = decide(candidates, members, policy, at=at, channel=channel).decisions
         redeemed = _redeemed(club, campaign["start_date"], campaign["end_date"])

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 import pytest
 
 from nbo.data.completejourney import import_completejourney
 from nbo.data.io import ClubData
 from nbo.decisioning.policy import Policy
-from nbo.evaluation.decisions import decision_backtest
+from nbo.evaluation.decisions import decision_backtest, redemption_policy
 from nbo.features.history import History
+from nbo.models.purchase import OfferPurchase
 from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
+from nbo.models.uplift import OfferUplift
 
 AS_OF = "2017-09-04"
+
+
+@dataclass(frozen=True)
+class _Models:
+    response: OfferResponse
+    purchase: OfferPurchase
+    uplift: OfferUplift
 
 
 @pytest.mark.slow
@@ -24,9 +35,12 @@ def test_decided_offers_beat_the_clubs_own_targeting(
     import_completejourney(root)
     club = ClubData(root)
     history = History.at(club, AS_OF)
-    response = OfferResponse().fit(history)
+    models = _Models(
+        OfferResponse().fit(history), OfferPurchase().fit(history), OfferUplift().fit(history)
+    )
     timing = VisitTiming().fit(history)
-    table = decision_backtest(club, response, timing, Policy(), AS_OF, window_days=60)
+    policy = redemption_policy(Policy())
+    table = decision_backtest(club, models, timing, policy, AS_OF, window_days=60)
     # campaigns 14-18 start in the 60 days after 2017-09-04
     assert table["campaign_id"].to_list() == ["14", "15", "16", "17", "18"]
     # same members, same campaigns: nbo's three offers per member are redeemed far more often
