@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import NotFittedError
 
+from nbo.data.audience import audience_with_treated
 from nbo.data.io import ClubData
 from nbo.features.history import History, as_datetime
 from nbo.features.offers import FEATURES, response_features
@@ -31,22 +32,12 @@ from nbo.models.response import pair_matrix, score_pairs, tree_probability
 __all__ = [
     "WINDOW",
     "OfferPurchase",
-    "audience_with_treated",
     "purchase_labels",
     "untreated_pairs",
     "window_days",
 ]
 
 WINDOW = "window_days"  # days of the offer's window the label saw; the whole window to predict
-
-
-def audience_with_treated(audience: pl.LazyFrame) -> pl.LazyFrame:
-    """campaign_id, member_id, treated of ``audience``; no ``treated`` column reads as all true."""
-    if "treated" in audience.collect_schema().names():
-        treated = pl.col("treated").fill_null(True)
-    else:
-        treated = pl.lit(True)
-    return audience.select("campaign_id", "member_id", treated.alias("treated"))
 
 
 def untreated_pairs(

@@ -13,6 +13,7 @@ from math import ceil
 import numpy as np
 import polars as pl
 
+from nbo.data.audience import offered_audience
 from nbo.data.io import ClubData
 from nbo.features.history import History, as_datetime
 from nbo.features.offers.columns import KEYS as _KEYS
@@ -23,8 +24,11 @@ __all__ = ["audience_pairs", "campaign_members", "offer_pairs", "training_pairs"
 def campaign_members(
     campaigns: pl.LazyFrame, audience: pl.LazyFrame, members: pl.LazyFrame
 ) -> pl.LazyFrame:
-    """(campaign_id, member_id) of each campaign's audience; untargeted ones reach ``members``."""
-    targeted = audience.join(
+    """(campaign_id, member_id) of each campaign's audience; untargeted ones reach ``members``.
+
+    Controls held out at random (``treated`` false) got no offer and are left out.
+    """
+    targeted = offered_audience(audience).join(
         campaigns.filter(pl.col("targeted")).select("campaign_id"), on="campaign_id", how="semi"
     ).select("campaign_id", "member_id")
     everyone = (

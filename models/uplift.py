@@ -24,10 +24,11 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
 
+from nbo.data.audience import audience_with_treated
 from nbo.data.io import ClubData
 from nbo.features.history import History
 from nbo.features.offers import FEATURES, response_features
-from nbo.models.purchase import audience_with_treated, purchase_labels
+from nbo.models.purchase import purchase_labels
 from nbo.models.response import PairsError, pair_matrix, score_pairs, tree_probability
 
 __all__ = ["OfferUplift", "XLearner", "assumed_uplift", "randomized_pairs"]

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from nbo.data.audience import offered_audience
 from nbo.data.io import ClubData
 from nbo.decisioning.policy import Policy
 from nbo.errors import NboError
@@ -164,8 +165,8 @@ class OfferContext:
         )
         targeted = offers.filter(pl.col("targeted")).select("campaign_id").unique()
         audience = (
-            club.campaign_audience.join(targeted.lazy(), on="campaign_id", how="semi")
-            .select("campaign_id", "member_id")
+            offered_audience(club.campaign_audience)
+            .join(targeted.lazy(), on="campaign_id", how="semi")
             .collect()
         )
         return OfferContext(

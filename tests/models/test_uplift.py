@@ -1,4 +1,5 @@
-"""OfferUplift: the X-learner recovers a known effect; without controls it falls back, flagged."""
+"""OfferUplift: the X-learner recovers a known effect; without controls it falls back, flagged;
+controls are never response examples nor decided for."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from nbo.data.io import ClubData
+from nbo.decisioning.policy import Policy
 from nbo.features.history import History
 from nbo.models.response import PairsError
+from nbo.models.response_pairs import training_pairs
 from nbo.models.uplift import OfferUplift, XLearner, assumed_uplift
+from nbo.pipelines.candidates import OfferContext, active_offers
 from tests.models.uplift_club import AS_OF, fav, regular, uplift_club
 
 PARAMS: dict[str, float | int | None] = {"max_iter": 50, "min_samples_leaf": 20, "random_state": 0}
@@ -104,3 +108,35 @@ def test_bad_scored_pairs_and_unfitted(club: ClubData) -> None:
         model.predict(history, favourite_pairs().drop("p_buy"))
     with pytest.raises(PairsError, match=r"outside \[0, 1\]"):
         model.predict(history, favourite_pairs(p_buy=1.5))
+
+
+def test_controls_are_no_examples_of_the_response_model_and_get_no_candidates(
+    club: ClubData,
+) -> None:
+    audience = club.campaign_audience.collect()
+    controls = audience.filter(~pl.col("treated")).select("campaign_id", "member_id")
+    assert controls.height > 0
+    history = History.at(club, AS_OF)
+    pairs = training_pairs(history)
+    assert pairs.height > 0
+    # a control got no offer: neither a redemption nor a non-redemption to learn from
+    assert pairs.join(controls, on=["campaign_id", "member_id"], how="semi").is_empty()
+    offered = audience.filter(pl.col("treated")).select("campaign_id", "member_id")
+    assert (
+        pairs.select("campaign_id", "member_id")
+        .unique()
+        .join(offered, on=["campaign_id", "member_id"], how="anti")
+        .is_empty()
+    )
+    # nbo does not decide for the club's controls: the running campaign's candidates skip them
+    offers = active_offers(club, AS_OF, "C5")
+    context = OfferContext.build(history, offers, Policy(), popular_offers=0)
+    c5 = controls.filter(pl.col("campaign_id") == "C5")
+    assert (
+        context.audience.filter(pl.col("campaign_id") == "C5")
+        .join(c5, on=["campaign_id", "member_id"], how="semi")
+        .is_empty()
+    )
+    assert context.audience.filter(pl.col("campaign_id") == "C5").height == (
+        offered.filter(pl.col("campaign_id") == "C5").height
+    )
