@@ -100,7 +100,15 @@ def decide_batch(
 
 
 def campaign_summary(decisions: pl.DataFrame) -> pl.DataFrame:
-    """Per campaign: members reached, offers, expected redemptions, cost, value, net and ROI."""
+    """Per campaign: what the decisions are expected to change and cost.
+
+    ``incremental_value`` (the headline) sums the decisions' ``uplift × value − expected
+    cost``: margin the offers add beyond what members buy anyway, less every redemption's
+    coupon and the contacts. ``expected_value`` / ``net_value`` count every redemption as
+    value (purchases that would have happened anyway included) and are kept for comparison.
+    ``roi`` = incremental value / expected cost; ``uplift_measured`` is false where any
+    decision's uplift is the documented assumption rather than a measurement.
+    """
     return (
         decisions.group_by("campaign_id")
         .agg(
@@ -108,12 +116,14 @@ def campaign_summary(decisions: pl.DataFrame) -> pl.DataFrame:
             offers=pl.len(),
             expected_redemptions=pl.col("p_redeem").sum(),
             expected_cost=pl.col("expected_cost").sum(),
+            incremental_value=pl.col("incremental_value").sum(),
             expected_value=(pl.col("expected_value") + pl.col("expected_cost")).sum(),
+            uplift_measured=pl.col("uplift_measured").all(),
         )
         .with_columns(net_value=pl.col("expected_value") - pl.col("expected_cost"))
         .with_columns(
             roi=pl.when(pl.col("expected_cost") > 0)
-            .then(pl.col("net_value") / pl.col("expected_cost"))
+            .then(pl.col("incremental_value") / pl.col("expected_cost"))
             .otherwise(None)
         )
         .sort("campaign_id")

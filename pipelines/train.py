@@ -94,7 +94,8 @@ def train_bundle(
         response=response,
         timing=timing,
         uplift=uplift,
-        params=_params(models) | {"uplift.measured": uplift.measured_},
+        params=_params(models)
+        | {"uplift.measured": uplift.measured_, "uplift.reason": uplift.reason_},
     )
 
 

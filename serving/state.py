@@ -136,7 +136,11 @@ class OfferService:
                 models["challenger"] = ModelState(c_uri, c_bundle)
             except NboError as exc:
                 log.warning("no challenger (%s): its share is served by the champion", exc)
-        for state in models.values():
+        for arm, state in models.items():
+            uplift = state.bundle.uplift
+            if not uplift.measured_:
+                log.warning("%s %s: uplift assumed, not measured (%s)", arm, state.uri,
+                            uplift.reason_)  # fmt: skip
             self.day_plans(state, self.today())
         self.models = models
         _settle_plans()  # the old models' plans go now

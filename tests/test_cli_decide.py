@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from nbo.cli import app
 from nbo.cli.decide import OUTPUT_COLUMNS
 from nbo.history import InteractionStore
+from nbo.pipelines.decide import campaign_summary
 
 runner = CliRunner()
 AT = "2024-04-01"
@@ -42,6 +43,13 @@ def test_decide_writes_records_and_summarises(env: None, synth_club: Path, tmp_p
     assert (decisions["send_at"] >= datetime(2024, 4, 1)).all()
     assert "Decisions per campaign" in output
     assert "of the upper bound" in output
+    # the synthetic club has no randomized exposure: the uplift is the flagged assumption
+    assert not decisions["uplift_measured"].any()
+    assert decisions["reason"].str.ends_with("(assumed)").all()
+    assert "uplift assumed, not measured" in output
+    assert (decisions["incremental_value"] > -decisions["expected_cost"] - 1e-9).all()
+    summary = campaign_summary(decisions)
+    assert summary["incremental_value"].sum() == pytest.approx(decisions["incremental_value"].sum())
     with InteractionStore(db) as store:
         member = int(decisions["member_id"][0])
         recorded = store.decisions_for(member)

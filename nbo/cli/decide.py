@@ -20,6 +20,7 @@ __all__ = ["decide_cmd", "register"]
 
 OUTPUT_COLUMNS = (
     "decision_id", "member_id", "offer_id", "campaign_id", "channel", "rank", "p_redeem",
+    "p_buy", "uplift", "uplift_measured", "value", "cost", "incremental_value",
     "expected_value", "expected_cost", "send_at", "reason", "propensity", "explored", "track",
     "model_version",
 )  # fmt: skip
@@ -34,8 +35,9 @@ DatabaseOpt = Annotated[
 def summary_table(summary: pl.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("campaign", "members", "offers", "exp. redemptions", "exp. cost",
-                   "exp. value", "net value", "ROI"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "campaign" else "right")
+                   "incremental value", "ROI", "uplift",
+                   "if every redemption counted"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("campaign", "uplift") else "right")
     for row in summary.iter_rows(named=True):
         roi = "-" if row["roi"] is None else f"{row['roi']:.2f}"
         table.add_row(
@@ -44,11 +46,24 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
             f"{row['offers']:,}",
             f"{row['expected_redemptions']:,.1f}",
             f"{row['expected_cost']:,.2f}",
-            f"{row['expected_value']:,.2f}",
-            f"{row['net_value']:,.2f}",
+            f"{row['incremental_value']:,.2f}",
             roi,
+            "measured" if row["uplift_measured"] else "assumed",
+            f"{row['net_value']:,.2f}",
         )
     return table
+
+
+def uplift_note(decisions: pl.DataFrame) -> str | None:
+    """The line saying the uplift is an assumption, where any decision's is not measured."""
+    assumed = decisions.filter(~pl.col("uplift_measured")).height
+    if not assumed:
+        return None
+    return (
+        f"uplift assumed, not measured, for {assumed:,} of {decisions.height:,} decisions: "
+        "no randomized exposure to learn from, so uplift = p_redeem × (1 − p_buy) "
+        "(docs/uplift.md); incremental values rest on that assumption"
+    )
 
 
 def print_decisions(batch: BatchDecisions, *, examples: int = 0) -> None:
@@ -57,6 +72,8 @@ def print_decisions(batch: BatchDecisions, *, examples: int = 0) -> None:
 
     decisions = batch.result.decisions
     console.print(summary_table(campaign_summary(decisions), "Decisions per campaign"))
+    if (note := uplift_note(decisions)) is not None:
+        console.print(note, style="yellow", markup=False)
     allocation = batch.result.allocation
     if allocation is not None:
         console.print(
@@ -69,7 +86,8 @@ def print_decisions(batch: BatchDecisions, *, examples: int = 0) -> None:
     if examples and decisions.height:
         shown = decisions["member_id"].unique(maintain_order=True).head(examples)
         table = Table(title="Some members' offers", title_justify="left")
-        for column in ("member", "rank", "offer", "p_redeem", "send at", "reason"):
+        for column in ("member", "rank", "offer", "p_redeem", "p_buy", "uplift", "send at",
+                       "reason"):  # fmt: skip
             table.add_column(column)
         for row in decisions.filter(pl.col("member_id").is_in(shown.implode())).iter_rows(
             named=True
@@ -79,6 +97,8 @@ def print_decisions(batch: BatchDecisions, *, examples: int = 0) -> None:
                 str(row["rank"]),
                 row["offer_id"],
                 f"{row['p_redeem']:.3f}",
+                f"{row['p_buy']:.3f}",
+                f"{row['uplift']:+.3f}",
                 f"{row['send_at']:%Y-%m-%d %H:%M}",
                 row["reason"],
             )

@@ -162,6 +162,15 @@ def train_cmd(
         progress.update(task, description="done", completed=len(STAGES))
     console.print(metrics_table(result.table, f"Products (holdout after {as_of})"))
     console.print(summary_table(result.metrics))
+    uplift = result.bundle.uplift
+    if uplift.measured_:
+        console.print(f"uplift measured: {uplift.reason_}", markup=False)
+    else:
+        console.print(
+            f"uplift assumed, not measured: {uplift.reason_}; decisions use p_redeem × "
+            "(1 − p_buy), flagged uplift_measured = false (docs/uplift.md)",
+            style="yellow", markup=False,
+        )  # fmt: skip
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     console.print(f"stages: {stages}", markup=False)
     console.print(
@@ -207,9 +216,16 @@ def evaluate_cmd(
     ] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nbo-evaluate",
 ) -> None:
-    """Backtest as of a date: nbo against G-TopFreq, P-TopFreq, ALS and random."""
+    """Backtest as of a date: nbo against G-TopFreq, P-TopFreq, ALS and random.
+
+    Then decides at the date with the default policy and, for comparison, the revenue
+    objective, and reports the share of decisions on products the member bought in 4 or more
+    of the last 8 weeks.
+    """
     import mlflow
 
+    from nbo.cli.evaluate_report import routine_by_objective, routine_metrics, routine_table
+    from nbo.decisioning.policy import load_policy
     from nbo.evaluation.backtest import evaluate_bundle
     from nbo.pipelines.train import train_bundle
     from nbo.tracking.registry import configure
@@ -230,6 +246,9 @@ def evaluate_cmd(
     if (ratios := ratio_table(evaluation.table)) is not None:
         console.print(ratios)
     console.print(summary_table(evaluation.metrics))
+    with console.status("deciding at the backtest date"):
+        routine = routine_by_objective(club, bundle, load_policy(None), when)
+    console.print(routine_table(routine, as_of))
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"backtest {as_of}"):
         mlflow.log_params({"as_of": as_of, "data": str(data), "model": model or "fresh"})
@@ -241,6 +260,7 @@ def evaluate_cmd(
             }
         )
         mlflow.log_metrics({k: v for k, v in evaluation.metrics.items() if v == v})
+        mlflow.log_metrics({k: v for k, v in routine_metrics(routine).items() if v == v})
 
 
 @fails_cleanly
