@@ -2,8 +2,9 @@
 
 Trains the models as of ``--as-of`` (``nbo train``'s bundle), then for every campaign
 starting in the following ``--window-days`` decides each audience member's offers at the
-campaign's start (:func:`nbo.evaluation.decisions.decision_backtest`) and prints the realised
-redemption rate of nbo's lists beside the club's "every coupon to every audience member".
+campaign's start (:func:`nbo.pipelines.decision_backtest.decision_backtest`) and prints the
+realised redemption rate of nbo's lists beside the club's "every coupon to every audience
+member".
 The club's data records redemptions, so the policy arbitrates on them here (objective
 ``redemptions``); the default objective is scored in ``benchmarks/incremental.py``:
 
@@ -21,8 +22,8 @@ from rich.table import Table
 
 from nbo.data.io import ClubData
 from nbo.decisioning.policy import load_policy
-from nbo.evaluation.decisions import decision_backtest, redemption_policy
 from nbo.features.history import as_datetime
+from nbo.pipelines.decision_backtest import decision_backtest, redemption_policy
 from nbo.pipelines.train import train_bundle
 
 

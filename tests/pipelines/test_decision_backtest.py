@@ -10,12 +10,12 @@ import pytest
 from nbo.data.completejourney import import_completejourney
 from nbo.data.io import ClubData
 from nbo.decisioning.policy import Policy
-from nbo.evaluation.decisions import decision_backtest, redemption_policy
 from nbo.features.history import History
 from nbo.models.purchase import OfferPurchase
 from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
 from nbo.models.uplift import OfferUplift
+from nbo.pipelines.decision_backtest import decision_backtest, redemption_policy
 
 AS_OF = "2017-09-04"
 

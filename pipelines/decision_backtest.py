@@ -1,5 +1,9 @@
 """Back-test of decisions against the club's own targeting: same campaigns, same members.
 
+A pipeline, not an evaluation metric: it composes the candidate pipeline
+(:mod:`nbo.pipelines.candidates`) with the decision engine at each campaign's start, and scores
+the result on the club's redemptions.
+
 For each campaign that starts in ``[as_of, as_of + window_days)``, the engine decides at the
 campaign's start which of its coupons each member of its audience gets (features as of that
 day, models trained before ``as_of``). The club historically gave every audience member every
