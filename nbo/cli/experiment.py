@@ -52,15 +52,11 @@ def report_cmd(database_url: DatabaseOpt = None, since: SinceOpt = None) -> None
     with 95% confidence intervals, from the history."""
     from nbo.evaluation.experiment import arm_report, incremental_report
     from nbo.history import InteractionStore
-    from nbo.history.logs import redemption_events
+    from nbo.history.logs import experiment_log
 
-    start = parse_since(since)
     with InteractionStore(database_url) as store:
-        frames = store.experiment_frames(start)
-        redemptions = redemption_events(
-            store.engine, None if start is None else datetime.combine(start, time())
-        )
-    report = arm_report(frames)
+        logged = experiment_log(store.engine, parse_since(since))
+    report = arm_report(logged)
     # two narrow tables rather than one wide one: each fits an 80-column terminal
     reach = Table(title="Experiment arms: who was served", title_justify="left")
     effect = Table(title="Experiment arms: redemptions and spend (95% CI)", title_justify="left")
@@ -83,7 +79,7 @@ def report_cmd(database_url: DatabaseOpt = None, since: SinceOpt = None) -> None
     console.print(reach)
     console.print(effect)
     console.print("lift: redemption rate minus the holdout's", markup=False)
-    console.print(incremental_table(incremental_report(frames.assignments, redemptions)))
+    console.print(incremental_table(incremental_report(logged.assignments, logged.redemptions)))
 
 
 def incremental_table(incremental: pl.DataFrame) -> Table | str:

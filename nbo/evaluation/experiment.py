@@ -5,12 +5,15 @@ redemption counts for a member when its event is at or after the assignment. The
 offers, so its redemption rate is what the club sees without them and each arm's difference to
 it is the offers' incremental effect. ``spend`` is the money on the members' redemption events
 (``amount``: the discount the club paid), per member of the arm.
+
+The frames come from the history (``nbo.history.logs.experiment_log``), handed over by the
+caller: evaluation and history do not import each other.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import Protocol
 
 import polars as pl
 
@@ -19,14 +22,19 @@ __all__ = ["ALL_CAMPAIGNS", "ExperimentFrames", "arm_report", "incremental_repor
 Z95 = 1.959963984540054
 
 
-@dataclass(frozen=True)
-class ExperimentFrames:
+class ExperimentFrames(Protocol):
     """What the report reads: assignments (member_id, arm, assigned_at), decisions
-    (member_id, decisions) and redemption events (member_id, ts, amount)."""
+    (member_id, decisions) and redemption events (member_id, ts, amount; more columns are
+    ignored)."""
 
-    assignments: pl.DataFrame
-    decisions: pl.DataFrame
-    redemptions: pl.DataFrame
+    @property
+    def assignments(self) -> pl.DataFrame: ...
+
+    @property
+    def decisions(self) -> pl.DataFrame: ...
+
+    @property
+    def redemptions(self) -> pl.DataFrame: ...
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:

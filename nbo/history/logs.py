@@ -1,19 +1,27 @@
-"""The logged decisions and redemption events, read in bulk for evaluation (off-policy
-evaluation and the experiment report). Plain polars frames out; nothing here knows how they
-are evaluated.
+"""The logged decisions, arm assignments and redemption events, read in bulk for evaluation
+(off-policy evaluation and the experiment report). Plain polars frames out; nothing here knows
+how they are evaluated (``nbo.evaluation`` does, and never imports the history: the CLI hands
+these frames over).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, time
 from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine, Select, func, select
 
-from nbo.history.schema import DECISION_SCHEMA, decisions, events
+from nbo.history.schema import DECISION_SCHEMA, assignments, decisions, events
 
-__all__ = ["REDEMPTION_SCHEMA", "logged_decisions", "redemption_events"]
+__all__ = [
+    "REDEMPTION_SCHEMA",
+    "ExperimentLog",
+    "experiment_log",
+    "logged_decisions",
+    "redemption_events",
+]
 
 REDEMPTION_SCHEMA = pl.Schema(
     {
@@ -26,6 +34,10 @@ REDEMPTION_SCHEMA = pl.Schema(
     }
 )
 """Columns of :func:`redemption_events`."""
+_ASSIGNMENT_SCHEMA = pl.Schema(
+    {"member_id": pl.Int64(), "arm": pl.String(), "assigned_at": pl.Datetime("us")}
+)
+_DECISION_COUNT_SCHEMA = pl.Schema({"member_id": pl.Int64(), "decisions": pl.Int64()})
 
 
 def logged_decisions(
@@ -62,6 +74,43 @@ def redemption_events(engine: Engine, since: datetime | None = None) -> pl.DataF
     if since is not None:
         query = query.where(e.ts >= since)
     return _read(engine, query, REDEMPTION_SCHEMA)
+
+
+@dataclass(frozen=True)
+class ExperimentLog:
+    """What the experiment report reads (``nbo.evaluation.experiment.arm_report``)."""
+
+    assignments: pl.DataFrame
+    """member_id, arm, assigned_at: each member's first arm."""
+    decisions: pl.DataFrame
+    """member_id, decisions: how many decisions the service made for the member."""
+    redemptions: pl.DataFrame
+    """Redemption events (:data:`REDEMPTION_SCHEMA`)."""
+
+
+def experiment_log(engine: Engine, since: date | None = None) -> ExperimentLog:
+    """Arm assignments made on/after ``since`` (all if None), the service's decisions per member
+    and the redemption events from ``since`` on.
+
+    Redemptions before ``since`` are left out: they precede every assignment read, and the
+    report counts a redemption only at or after its member's assignment.
+    """
+    a, d = assignments.c, decisions.c
+    begin = None if since is None else datetime.combine(since, time())
+    assigned = select(a.member_id, a.arm, a.assigned_at).order_by(a.member_id)
+    if begin is not None:
+        assigned = assigned.where(a.assigned_at >= begin)
+    counts = (  # the service's decisions (they carry an arm), not batch runs
+        select(d.member_id, func.count().label("decisions"))
+        .where(d.arm.is_not(None))
+        .group_by(d.member_id)
+        .order_by(d.member_id)
+    )
+    return ExperimentLog(
+        assignments=_read(engine, assigned, _ASSIGNMENT_SCHEMA),
+        decisions=_read(engine, counts, _DECISION_COUNT_SCHEMA),
+        redemptions=redemption_events(engine, begin),
+    )
 
 
 def _read(engine: Engine, query: Select[Any], schema: pl.Schema) -> pl.DataFrame:

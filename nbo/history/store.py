@@ -5,24 +5,24 @@ from __future__ import annotations
 import threading
 import time as clock
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, select
 from sqlalchemy.exc import OperationalError
 
 from nbo.decisioning.online import Contacts
 from nbo.errors import HistoryError
-from nbo.evaluation.experiment import ExperimentFrames
 from nbo.history.contact import ContactState, read_contact_state
 from nbo.history.decisions import conform_decisions, insert_decisions
 from nbo.history.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, normalise_url, utc_now
 from nbo.history.events import EventReceipt, conform_events, insert_events
+from nbo.history.logs import ExperimentLog, experiment_log
 from nbo.history.migrate import upgrade
 from nbo.history.online import campaign_usage, insert_online, member_contacts
-from nbo.history.schema import DECISION_SCHEMA, EVENT_SCHEMA, assignments, decisions, events
+from nbo.history.schema import DECISION_SCHEMA, EVENT_SCHEMA, decisions, events
 from nbo.settings import get_settings
 
 __all__ = ["InteractionStore"]
@@ -172,27 +172,10 @@ class InteractionStore:
         with self._reader.connect() as connection:
             return campaign_usage(connection, campaign_ids, since, until)
 
-    def experiment_frames(self, since: date | None = None) -> ExperimentFrames:
-        """Assignments (from ``since``), decisions per member and redemption events."""
-        a, d, e = assignments.c, decisions.c, events.c
-        assigned = select(a.member_id, a.arm, a.assigned_at)
-        if since is not None:
-            assigned = assigned.where(a.assigned_at >= datetime.combine(since, time()))
-        counts = (  # the service's decisions (they carry an arm), not batch runs
-            select(d.member_id, func.count().label("decisions"))
-            .where(d.arm.is_not(None))
-            .group_by(d.member_id)
-        )
-        redeemed = select(e.member_id, e.ts, e.amount).where(e.event_type == "redemption")
-        with self._reader.connect() as connection:
-            return ExperimentFrames(
-                pl.DataFrame(connection.execute(assigned).all(), orient="row", schema={
-                    "member_id": pl.Int64, "arm": pl.String, "assigned_at": pl.Datetime("us")}),
-                pl.DataFrame(connection.execute(counts).all(), orient="row",
-                             schema={"member_id": pl.Int64, "decisions": pl.Int64}),
-                pl.DataFrame(connection.execute(redeemed).all(), orient="row", schema={
-                    "member_id": pl.Int64, "ts": pl.Datetime("us"), "amount": pl.Float64}),
-            )  # fmt: skip
+    def experiment_frames(self, since: date | None = None) -> ExperimentLog:
+        """Assignments (from ``since``), decisions per member and redemption events
+        (:func:`nbo.history.logs.experiment_log`)."""
+        return experiment_log(self._reader, since)
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
