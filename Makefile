@@ -24,10 +24,12 @@ test: install  ## the whole suite, slow real-data tests included
 test-fast: install  ## everything but the slow real-data tests
 	$(BIN)/pytest -m "not slow"
 
-lint: install
+lint: install  ## ruff, mypy --strict and the import contracts (layers, [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@# contract "serving" (pyproject.toml) is pending until serving reads plan files: then run all
+	$(BIN)/lint-imports --no-cache --contract layers --contract history-evaluation
 
 format: install
 	$(BIN)/ruff format .
