@@ -1,10 +1,8 @@
 """Point-in-time contact state: what a member was sent and how they responded, before ``at``.
 
-One query per table. For a few members the events are summarised in the database (two index
-lookups, well under the cost of a polars group-by on a tiny frame); for many members or the
-whole club the raw events in the window are read in one scan and summarised by polars, which is
-several times faster there than SQLite's window functions. Both give the same answer, which
-the tests check against a plain-Python recomputation.
+One query per table, reading raw rows; the events are summarised per member and offer by
+:func:`nbo.history.summary.summarise_events`, the one place the rule is written (the online
+reads in ``nbo.history.online`` call it too).
 """
 
 from __future__ import annotations
@@ -15,22 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Integer,
-    Select,
-    and_,
-    bindparam,
-    case,
-    func,
-    or_,
-    select,
-)
-from sqlalchemy import literal_column as sql_literal
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, select
 
 from nbo.history.engine import to_naive_utc
-from nbo.history.schema import decisions, events
+from nbo.history.schema import EVENT_TYPES, decisions, events
+from nbo.history.summary import summarise_events
 
 __all__ = [
     "OFFER_EVENTS_SCHEMA",
@@ -68,8 +55,8 @@ _EVENT_ROWS_SCHEMA = pl.Schema(
     }
 )
 _KEYS = ("member_id", "offer_id")
-# up to this many members the database summarises the events; beyond, polars does
-_SUMMARISED_IN_SQL = 1_000
+# an event type's physical value is its code in summarise_events (its place in EVENT_TYPES)
+_EVENT_TYPE = pl.Enum(EVENT_TYPES)
 # a long member list is read in pieces: SQLite allows at most 32,766 bound values per statement
 _MEMBERS_PER_QUERY = 10_000
 
@@ -123,71 +110,33 @@ def _event_rows_query(by_member: bool) -> Select[Any]:
     return query.where(_in_window(events, e.ts, by_member))
 
 
-def _count(condition: Any) -> Any:
-    return func.sum(case((condition, sql_literal("1", Integer)), else_=sql_literal("0", Integer)))
-
-
-def _offer_events_query() -> Select[Any]:
-    e = events.c
-    last_engaged_at = (
-        func.max(case((e.event_type.in_(("click", "redemption")), e.ts)))
-        .over(partition_by=(e.member_id, e.offer_id))
-        .label("last_engaged_at")
-    )
-    seen = (
-        select(e.member_id, e.offer_id, e.event_type, e.ts, last_engaged_at)
-        .where(_in_window(events, e.ts, by_member=True))
-        .subquery("seen")
-    )
-    exposure = seen.c.event_type == "exposure"
-    unanswered = or_(seen.c.last_engaged_at.is_(None), seen.c.ts > seen.c.last_engaged_at)
-    return (
-        select(
-            seen.c.member_id,
-            seen.c.offer_id,
-            _count(exposure).label("exposures"),
-            _count(and_(exposure, unanswered)).label("ignored"),
-            (_count(seen.c.event_type == "redemption") > 0).label("redeemed"),
-            _count(seen.c.event_type == "dismissal").label("dismissed"),
-            func.max(case((exposure, seen.c.ts))).label("last_exposed_at"),
-        )
-        .group_by(seen.c.member_id, seen.c.offer_id)
-        .order_by(seen.c.member_id, seen.c.offer_id)
-    )
-
-
 # built once: building a statement costs more than running it for one member
 _SENT = {by_member: _sent_query(by_member) for by_member in (False, True)}
 _EVENT_ROWS = {by_member: _event_rows_query(by_member) for by_member in (False, True)}
-_OFFER_EVENTS = _offer_events_query()
 
 
 def summarise_offer_events(event_rows: pl.DataFrame) -> pl.DataFrame:
     """Per member and offer, the ``offer_events`` of a ContactState from raw event rows.
 
     ``event_rows`` has ``member_id, offer_id, event_type, ts``; the result is sorted by member
-    and offer and has the columns of ``OFFER_EVENTS_SCHEMA``.
+    and offer and has the columns of ``OFFER_EVENTS_SCHEMA``; the rule is written in
+    :func:`~nbo.history.summary.summarise_events`.
     """
-    kind, ts = pl.col("event_type"), pl.col("ts")
-    exposure = kind == "exposure"
-    last_engaged_at = pl.col("last_engaged_at")
-    return (
-        event_rows.lazy()
-        .with_columns(
-            last_engaged_at=pl.when(kind.is_in(["click", "redemption"])).then(ts).max().over(_KEYS)
-        )
-        .group_by(_KEYS)
-        .agg(
-            exposures=exposure.sum(),
-            ignored=(exposure & (last_engaged_at.is_null() | (ts > last_engaged_at))).sum(),
-            redeemed=(kind == "redemption").any(),
-            dismissed=(kind == "dismissal").sum(),
-            last_exposed_at=pl.when(exposure).then(ts).max(),
-        )
-        .sort(_KEYS)
-        .cast(OFFER_EVENTS_SCHEMA)
-        .collect()
+    rows = event_rows.sort(_KEYS).with_columns(pair=pl.struct(_KEYS).rle_id())
+    keys = rows.filter(pl.col("pair").is_first_distinct()).select(_KEYS)
+    summary = summarise_events(
+        rows["pair"].to_numpy(),
+        rows["event_type"].cast(_EVENT_TYPE).to_physical().to_numpy(),
+        rows["ts"].to_numpy(),
+        pair_count=keys.height,
     )
+    return keys.with_columns(
+        exposures=summary.exposures,
+        ignored=summary.ignored,
+        redeemed=summary.redeemed,
+        dismissed=summary.dismissed,
+        last_exposed_at=summary.last_exposed_at,  # NaT, never exposed, becomes null
+    ).cast(OFFER_EVENTS_SCHEMA)
 
 
 def _frame(
@@ -222,12 +171,6 @@ def read_contact_state(
     members = sorted(set(member_ids))
     if not members:
         return ContactState.empty()
-    if len(members) <= _SUMMARISED_IN_SQL:
-        params["member_ids"] = members
-        return ContactState(
-            sent=_frame(connection, _SENT[True], params, SENT_SCHEMA),
-            offer_events=_frame(connection, _OFFER_EVENTS, params, OFFER_EVENTS_SCHEMA),
-        )
     sent_parts: list[pl.DataFrame] = []
     event_parts: list[pl.DataFrame] = []
     for start in range(0, len(members), _MEMBERS_PER_QUERY):

@@ -124,7 +124,7 @@ def test_member_filter(store: InteractionStore) -> None:
 
 
 def test_long_member_lists_agree_with_the_whole_club(store: InteractionStore) -> None:
-    """Beyond 1,000 members the events are summarised by polars, in pieces of 10,000 members."""
+    """A long member list is read in pieces of 10,000 members; a short one in one piece."""
     members = list(range(12_000))
     kinds = ["exposure", "click", "exposure", "redemption", "dismissal", "exposure"]
     store.record_events(
@@ -145,9 +145,9 @@ def test_long_member_lists_agree_with_the_whole_club(store: InteractionStore) ->
     assert listed.sent.equals(whole.sent)
     assert listed.offer_events.equals(whole.offer_events)
     few = [m for m in members[:2000:7]][:500]
-    in_sql = store.contact_state(at, few)
-    assert in_sql.offer_events.equals(whole.offer_events.filter(pl.col("member_id").is_in(few)))
-    assert in_sql.sent.equals(whole.sent.filter(pl.col("member_id").is_in(few)))
+    short = store.contact_state(at, few)
+    assert short.offer_events.equals(whole.offer_events.filter(pl.col("member_id").is_in(few)))
+    assert short.sent.equals(whole.sent.filter(pl.col("member_id").is_in(few)))
 
 
 def test_lookback_must_not_be_negative(store: InteractionStore) -> None:

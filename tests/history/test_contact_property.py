@@ -1,8 +1,8 @@
-"""Property: contact_state's event summary equals a plain-Python recomputation."""
+"""Property: both reads from the store, contact_state and the online member_contacts, summarise
+the events of their window as the plain-Python rule does (``plain_summary``)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import delete
 from nbo.history import EVENT_TYPES, InteractionStore
 from nbo.history.schema import events
 from tests.history.conftest import T0
+from tests.history.test_summary import plain_summary
 
 # few members, offers and distinct moments, so ties and repeats are common
 EVENTS = st.lists(
@@ -29,25 +30,10 @@ EVENTS = st.lists(
 def expected_summary(
     rows: list[tuple[int, str, str, int]], at: datetime, lookback_days: int
 ) -> dict[tuple[int, str], dict[str, Any]]:
+    """The plain rule on the rows in ``[at - lookback_days, at)``."""
     since = at - timedelta(days=lookback_days)
-    seen: dict[tuple[int, str], list[tuple[str, datetime]]] = defaultdict(list)
-    for member_id, offer_id, kind, step in rows:
-        ts = T0 + timedelta(hours=6 * step)
-        if since <= ts < at:
-            seen[member_id, offer_id].append((kind, ts))
-    summary = {}
-    for key, pair_events in seen.items():
-        exposed = [ts for kind, ts in pair_events if kind == "exposure"]
-        engaged = [ts for kind, ts in pair_events if kind in ("click", "redemption")]
-        last_engaged = max(engaged, default=None)
-        summary[key] = {
-            "exposures": len(exposed),
-            "ignored": sum(1 for ts in exposed if last_engaged is None or ts > last_engaged),
-            "redeemed": any(kind == "redemption" for kind, _ in pair_events),
-            "dismissed": sum(1 for kind, _ in pair_events if kind == "dismissal"),
-            "last_exposed_at": max(exposed, default=None),
-        }
-    return summary
+    moments = [(m, o, kind, T0 + timedelta(hours=6 * step)) for m, o, kind, step in rows]
+    return plain_summary([row for row in moments if since <= row[3] < at])
 
 
 def _store_only(store: InteractionStore, rows: list[tuple[int, str, str, int]]) -> None:
@@ -87,7 +73,7 @@ def test_summary_matches_python(
     _store_only(store, rows)
     at = T0 + timedelta(hours=6 * at_step)  # both window edges fall on event times
     expected = expected_summary(rows, at, lookback_days)
-    for members in (None, [1, 2]):  # summarised by polars, then by the database
+    for members in (None, [1, 2]):  # the whole club's scan, then the members' lookup
         state = store.contact_state(at, members, lookback_days=lookback_days)
         got = {
             (row.pop("member_id"), row.pop("offer_id")): row
