@@ -1,9 +1,9 @@
 """What the online service reads and writes per request: few rows, plain tuples, no frames.
 
-Reads use the same point-in-time queries as :func:`~nbo.history.contact.read_contact_state`
-(summarised in the database for a few members); writes insert decisions and arm assignments in
-one transaction, skipping what is already stored (decision ids are deterministic per member,
-offer, channel and day, so a repeated request records nothing twice).
+Reads take the same rows as :func:`~nbo.history.contact.read_contact_state` and summarise the
+events with the same :func:`~nbo.history.summary.summarise_events`; writes insert decisions and
+arm assignments in one transaction, skipping what is already stored (decision ids are
+deterministic per member, offer, channel and day, so a repeated request records nothing twice).
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nbo.decisioning.online import Contacts
 from nbo.history.engine import to_naive_utc
 from nbo.history.schema import assignments, decisions
+from nbo.history.summary import EVENT_CODES, summarise_events
 
 __all__ = ["campaign_usage", "insert_online", "member_contacts"]
 
@@ -27,13 +29,19 @@ _MEMBERS_PER_QUERY = 1_000
 
 # Plain SQL on a DBAPI connection: for one member, SQLAlchemy's statement compilation and
 # result machinery cost several times what SQLite takes to answer.
-# one query, both tables: the decisions sent before `sent_before` (kind 0) and the events
-# before `at` (kind 1), each within the lookback
+# One query, both tables: the decisions sent before `sent_before` (kind -1, with their channel)
+# and the events before `at` (kind: the event type's code in summarise_events), each within the
+# lookback. Work per row is left to the database: the type is coded there, and times come as
+# ISO text on both backends (SQLite stores them so, PostgreSQL writes them so in its default
+# ISO DateStyle), which NumPy parses in one call; a datetime object a row would cost more.
+_EVENT_CODE = "CASE event_type {} END".format(
+    " ".join(f"WHEN '{kind}' THEN {code}" for kind, code in EVENT_CODES.items())
+)
 _CONTACTS_SQL = (
-    "SELECT 0, member_id, offer_id, channel, decided_at FROM decisions "
+    "SELECT -1, member_id, offer_id, channel, CAST(decided_at AS TEXT) FROM decisions "
     "WHERE member_id IN ({marks}) AND decided_at < {p} AND decided_at >= {p} "
     "UNION ALL "
-    "SELECT 1, member_id, offer_id, event_type, ts FROM events "
+    f"SELECT {_EVENT_CODE}, member_id, offer_id, NULL, CAST(ts AS TEXT) FROM events "
     "WHERE member_id IN ({marks}) AND ts < {p} AND ts >= {p}"
 )
 
@@ -44,8 +52,24 @@ def _statement(template: str, members: int, backend: str) -> str:
     return template.format(marks=", ".join([p] * members), p=p)
 
 
-def _time(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+def _add_rows(out: dict[int, Contacts], rows: list[tuple[Any, ...]]) -> None:
+    """Add the rows of ``_CONTACTS_SQL`` to their members' contacts."""
+    event_rows = [row for row in rows if row[0] >= 0]
+    for _, member_id, offer_id, channel, decided_at in (row for row in rows if row[0] < 0):
+        out[member_id].sent.append((offer_id, channel, datetime.fromisoformat(decided_at)))
+    if not event_rows:
+        return
+    kinds, member_ids, offer_ids, _, moments = zip(*event_rows, strict=True)
+    pair_of: dict[tuple[int, str], int] = {}  # each event's (member, offer) pair, coded
+    pairs = [
+        pair_of.setdefault(pair, len(pair_of)) for pair in zip(member_ids, offer_ids, strict=True)
+    ]
+    times = np.array(moments, dtype="datetime64[us]")
+    summary = summarise_events(pairs, kinds, times, len(pair_of))
+    for (member_id, offer_id), ignored, redeemed in zip(
+        pair_of, summary.ignored.tolist(), summary.redeemed.tolist(), strict=True
+    ):
+        out[member_id].offer_events[offer_id] = (ignored, redeemed)
 
 
 def member_contacts(
@@ -63,8 +87,9 @@ def member_contacts(
 
     ``sent_before`` ≤ ``at``: the service counts the decisions of earlier days against frequency
     caps and cooldowns, not its own answers of today (asking twice gives the same answer).
-    Events are summarised as ``ContactState.offer_events`` is: ``ignored`` counts the
-    exposures after the last click or redemption of the offer, ``redeemed`` any redemption.
+    Events are summarised as ``ContactState.offer_events`` is, by the same function: ``ignored``
+    counts the exposures after the last click or redemption of the offer, ``redeemed`` any
+    redemption.
     """
     until = to_naive_utc(at)
     sent_until = min(to_naive_utc(sent_before), until)
@@ -84,20 +109,7 @@ def member_contacts(
             rows = cursor.fetchall()
         finally:
             cursor.close()
-        seen: dict[tuple[int, str], list[tuple[datetime, str]]] = {}
-        for table, member_id, offer_id, what, moment in rows:
-            if table == 0:  # a decision: what is its channel
-                out[member_id].sent.append((offer_id, what, _time(moment)))
-            else:  # an event: what is its type
-                seen.setdefault((member_id, offer_id), []).append((_time(moment), what))
-        for (member_id, offer_id), rows in seen.items():
-            engaged = [ts for ts, kind in rows if kind in ("click", "redemption")]
-            last = max(engaged) if engaged else None
-            ignored = sum(
-                1 for ts, kind in rows if kind == "exposure" and (last is None or ts > last)
-            )
-            redeemed = any(kind == "redemption" for _, kind in rows)
-            out[member_id].offer_events[offer_id] = (ignored, redeemed)
+        _add_rows(out, rows)
     return out
 
 
