@@ -11,8 +11,8 @@ Per member and offer, from the raw event rows of a window:
 * ``dismissed``, the number of dismissals;
 * ``last_exposed_at``, the time of the last exposure (NaT if none).
 
-A handful of NumPy calls over the rows, none per row or per pair, and no sort: a few
-microseconds for one member's rows (a request), a few milliseconds for the whole club's.
+Some twenty NumPy calls over the rows, none per row or per pair, and no sort: tens of
+microseconds for one member's rows (a request), under 10 ms for 200,000 rows (a club).
 """
 
 from __future__ import annotations
