@@ -28,9 +28,13 @@ def campaign_members(
 
     Controls held out at random (``treated`` false) got no offer and are left out.
     """
-    targeted = offered_audience(audience).join(
-        campaigns.filter(pl.col("targeted")).select("campaign_id"), on="campaign_id", how="semi"
-    ).select("campaign_id", "member_id")
+    targeted = (
+        offered_audience(audience)
+        .join(
+            campaigns.filter(pl.col("targeted")).select("campaign_id"), on="campaign_id", how="semi"
+        )
+        .select("campaign_id", "member_id")
+    )
     everyone = (
         campaigns.filter(~pl.col("targeted"))
         .select("campaign_id")

@@ -7,13 +7,14 @@ probability that its draw is the highest — its *matching odds*, estimated once
 Carlo. A member drawn for exploration (a ``share`` of members) gets their last slot filled by
 an offer sampled from their own eligible set with probability proportional to those odds.
 Because the sampling is explicit, every decision carries the exact probability that the policy
-put that offer in that member's list, which is what off-policy evaluation needs. Online, one
-member's draws come from :class:`HashDraws`: fixed by the member and day, without a generator
-per request.
+put that offer in that member's list, which is what off-policy evaluation needs. A member's
+draws come from :class:`MemberDraws`, keyed by the member and the run (day and channel), so a
+batch run and a request for the same member and day draw the same.
 """
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from dataclasses import dataclass
 from hashlib import blake2b
@@ -22,15 +23,27 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Draws", "Exploration", "HashDraws", "explore", "matching_odds", "unit_hash"]
+__all__ = [
+    "Draws",
+    "Exploration",
+    "HashDraws",
+    "MemberDraws",
+    "explore",
+    "matching_odds",
+    "unit_hash",
+]
 
 
 class Draws(Protocol):
-    """The random draws exploration takes: a NumPy Generator, or any source of the same two."""
+    """The random draws exploration takes, per member (members coded 0..n-1)."""
 
-    def random(self, size: int) -> NDArray[np.float64]: ...
+    def random(self, size: int) -> NDArray[np.float64]:
+        """One uniform coin per member, for ``size`` members."""
+        ...
 
-    def gumbel(self, *, size: int) -> NDArray[np.float64]: ...
+    def gumbel(self, members: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Gumbel noise for rows of the given members (grouped by member, in order)."""
+        ...
 
 
 def matching_odds(
@@ -75,7 +88,7 @@ def explore(
     *,
     share: float,
     n_members: int,
-    rng: Draws | np.random.Generator,
+    rng: Draws,
 ) -> Exploration:
     """Swap the last slot of a ``share`` of members for a Thompson-sampled offer.
 
@@ -100,7 +113,7 @@ def explore(
     out = chosen.copy()
     if rows.size:
         # Gumbel-max: argmax of log weight + Gumbel noise samples ∝ weight within each member
-        key = np.log(np.maximum(weight[rows], 1e-300)) + rng.gumbel(size=rows.size)
+        key = np.log(np.maximum(weight[rows], 1e-300)) + rng.gumbel(member[rows])
         order = rows[np.lexsort((-key, member[rows]))]
         owners = member[order]
         first = np.r_[True, owners[1:] != owners[:-1]]
@@ -122,21 +135,36 @@ def unit_hash(key: str) -> float:
     return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big") / 2.0**64
 
 
-class HashDraws:
-    """Exploration draws for one member and key, cheap in the common case.
+class MemberDraws:
+    """Exploration draws keyed per member: member ``i`` draws from ``keys[i]``.
 
-    The coin is a hash of ``key``; the Gumbel noise that picks an exploration offer (needed
+    The coin is a hash of the key; the Gumbel noise that picks an exploration offer (needed
     only by the members the coin sends exploring) comes from a NumPy generator seeded by
-    ``seed`` and ``key``. Deterministic per key, and independent across members and days.
+    ``seed`` and the key. Deterministic per key, independent across members and days, and the
+    same whether the member is decided alone or with the whole club.
     """
 
-    def __init__(self, key: str, seed: int) -> None:
-        self.key = key
+    def __init__(self, keys: list[str], seed: int) -> None:
+        self.keys = keys
         self.seed = seed
 
     def random(self, size: int) -> NDArray[np.float64]:
-        return np.full(size, unit_hash(self.key))
+        if size != len(self.keys):
+            raise ValueError(f"{size} members, {len(self.keys)} keys")
+        return np.array([unit_hash(key) for key in self.keys], dtype=np.float64)
 
-    def gumbel(self, *, size: int) -> NDArray[np.float64]:
-        generator = np.random.default_rng([self.seed, zlib.crc32(self.key.encode())])
-        return generator.gumbel(size=size)
+    def gumbel(self, members: NDArray[np.int64]) -> NDArray[np.float64]:
+        out = np.empty(members.size, dtype=np.float64)
+        if members.size == 0:
+            return out
+        starts = np.r_[0, np.flatnonzero(members[1:] != members[:-1]) + 1, members.size]
+        for lo, hi in itertools.pairwise(starts):
+            key = self.keys[int(members[lo])]
+            generator = np.random.default_rng([self.seed, zlib.crc32(key.encode())])
+            out[lo:hi] = generator.gumbel(size=int(hi - lo))
+        return out
+
+
+def HashDraws(key: str, seed: int) -> MemberDraws:
+    """One member's :class:`MemberDraws`."""
+    return MemberDraws([key], seed)

@@ -47,10 +47,19 @@ class Plan:
 
     @staticmethod
     def build(
-        static: pl.DataFrame, *, day: date, channel: str, odds: pl.DataFrame | None = None
+        static: pl.DataFrame,
+        *,
+        day: date,
+        channel: str,
+        odds: pl.DataFrame | None = None,
+        campaigns: list[str] | None = None,
     ) -> Plan:
         """From :func:`~nbo.decisioning.prepare.plan_static` rows (collected) of one day;
-        ``odds`` (offer_id, odds) are the exploration matching odds."""
+        ``odds`` (offer_id, odds) are the exploration matching odds; ``campaigns`` fixes the
+        campaign codes (a chunk of a club whose budgets are indexed by the club's campaigns;
+        default: the campaigns of ``static``, sorted)."""
+        if campaigns is None:
+            campaigns = static["campaign_id"].unique().sort().to_list()
         frame = static.with_columns(reason_core()).sort(
             ["member_id", "priority", "offer_id"], descending=[False, True, False]
         )
@@ -63,7 +72,9 @@ class Plan:
         frame = frame.with_columns(
             pl.col("odds").fill_null(0.0),
             offer_code=pl.col("offer_id").rank("dense").cast(pl.Int64) - 1,
-            campaign_code=pl.col("campaign_id").rank("dense").cast(pl.Int64) - 1,
+            campaign_code=pl.col("campaign_id").replace_strict(
+                campaigns, list(range(len(campaigns))), return_dtype=pl.Int64
+            ),
             category_code=pl.col("category").fill_null("").rank("dense").cast(pl.Int64) - 1,
         )
         members = frame["member_id"].to_numpy().astype(np.int64)
@@ -74,18 +85,21 @@ class Plan:
             series = frame[name]
             if series.dtype == pl.Int64 and name.endswith("_code"):
                 columns[name] = series.to_numpy()
+            elif series.dtype == pl.Date:  # datetime64[D], NaT for none
+                columns[name] = series.to_numpy().astype("datetime64[D]")
+            elif name == "preferred_hour":  # -1 for none
+                columns[name] = series.cast(pl.Int64).fill_null(-1).to_numpy()
             elif series.dtype == pl.Boolean:
                 columns[name] = series.fill_null(False).to_numpy()
             elif series.dtype in (pl.Float64, pl.Float32):
                 columns[name] = series.cast(pl.Float64).to_numpy()
-            else:  # strings, dates, nullable hours: Python objects, read only for chosen rows
+            else:  # strings: Python objects, read only for chosen rows
                 columns[name] = np.array(series.to_list(), dtype=object)
         codes = frame.select("offer_id", "offer_code").unique()
-        campaigns = frame.select("campaign_id", "campaign_code").unique().sort("campaign_code")
         return Plan(
             day, channel, member_ids, starts, columns,
             offer_codes=dict(codes.iter_rows()),
-            campaign_ids=campaigns["campaign_id"].to_list(),
+            campaign_ids=list(campaigns),
         )  # fmt: skip
 
     def rows_of(self, member_id: int) -> slice:

@@ -23,11 +23,12 @@ offer's, ``boost`` their sum.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import datetime
 
+import numpy as np
 import polars as pl
 
+from nbo.decisioning.contacts import ContactArrays, ContactHistory, contact_rules
 from nbo.decisioning.policy import Objective, Policy
 
 __all__ = [
@@ -71,20 +72,6 @@ MEMBER_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
-class ContactHistory(Protocol):
-    """What the engine reads of the interaction history (see ``nbo.history.ContactState``).
-
-    ``sent``: member_id, offer_id, channel, decided_at; ``offer_events``: member_id, offer_id,
-    exposures, ignored, redeemed, dismissed, last_exposed_at.
-    """
-
-    @property
-    def sent(self) -> pl.DataFrame: ...
-
-    @property
-    def offer_events(self) -> pl.DataFrame: ...
-
-
 def _check(frame: pl.DataFrame, columns: dict[str, pl.DataType], name: str) -> pl.LazyFrame:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -116,47 +103,6 @@ def _rules(policy: Policy, channel: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     return campaigns, offers
 
 
-def _contact_columns(
-    frame: pl.DataFrame, contacts: ContactHistory | None, at: datetime, channel: str, p: Policy
-) -> pl.DataFrame:
-    """days_since_sent, ignored, redeemed_logged per pair; sent_in_period per member."""
-    if contacts is None:
-        return frame.with_columns(
-            days_since_sent=pl.lit(None, pl.Float64),
-            ignored=pl.lit(0, pl.Int64),
-            redeemed_logged=pl.lit(False),
-            sent_in_period=pl.lit(0, pl.Int64),
-        )
-    sent = contacts.sent.filter(pl.col("decided_at") < at)
-    last_sent = sent.group_by("member_id", "offer_id").agg(
-        days_since_sent=(pl.lit(at) - pl.col("decided_at").max()).dt.total_seconds() / 86_400.0
-    )
-    in_period = (
-        sent.filter(
-            (pl.col("channel") == channel)
-            & (pl.col("decided_at") >= at - timedelta(days=p.contact.period_days))
-        )
-        .group_by("member_id")
-        .agg(sent_in_period=pl.len().cast(pl.Int64))
-    )
-    events = contacts.offer_events.select(
-        "member_id",
-        "offer_id",
-        pl.col("ignored").cast(pl.Int64),
-        pl.col("redeemed").cast(pl.Boolean).alias("redeemed_logged"),
-    )
-    return (
-        frame.join(last_sent, on=["member_id", "offer_id"], how="left")
-        .join(events, on=["member_id", "offer_id"], how="left")
-        .join(in_period, on="member_id", how="left")
-        .with_columns(
-            pl.col("ignored").fill_null(0),
-            pl.col("redeemed_logged").fill_null(False),
-            pl.col("sent_in_period").fill_null(0),
-        )
-    )
-
-
 def _static_rules(policy: Policy, at: datetime) -> pl.Expr:
     """Rules that need no interaction history."""
     day = at.date()
@@ -175,19 +121,6 @@ def _static_rules(policy: Policy, at: datetime) -> pl.Expr:
     days = policy.contact.skip_recent_purchase_days
     if days > 0:
         rules.append(pl.col("days_since_bought").is_null() | (pl.col("days_since_bought") >= days))
-    return pl.all_horizontal(rules)
-
-
-def _contact_rules(policy: Policy) -> pl.Expr:
-    """Rules read from the interaction history (frequency caps, cooldown, suppression)."""
-    contact = policy.contact
-    rules = [
-        ~pl.col("redeemed_logged"),
-        pl.col("days_since_sent").is_null() | (pl.col("days_since_sent") >= contact.cooldown_days),
-        pl.col("capacity") > 0,
-    ]
-    if contact.suppress_after_ignored is not None:
-        rules.append(pl.col("ignored") < contact.suppress_after_ignored)
     return pl.all_horizontal(rules)
 
 
@@ -308,19 +241,17 @@ def with_contacts(
     at: datetime,
     channel: str,
 ) -> pl.DataFrame:
-    """Apply the contact policy to :func:`plan_static` rows; adds each member's capacity.
-
-    Eager on purpose: for one member's few dozen rows (an API call) a handful of eager
-    operations cost a fraction of a lazy query's fixed planning cost.
-    """
-    channel_cap = policy.contact.max_offers.get(channel)
-    slots = pl.lit(policy.slots, pl.Int64)
-    capacity = (
-        pl.min_horizontal(slots, pl.lit(channel_cap, pl.Int64) - pl.col("sent_in_period"))
-        if channel_cap is not None
-        else slots
-    )
-    frame = _contact_columns(static, contacts, at, channel, policy)
-    return frame.with_columns(capacity.clip(lower_bound=0).alias("capacity")).filter(
-        _contact_rules(policy)
-    )
+    """:func:`plan_static` rows that pass the contact policy
+    (:func:`~nbo.decisioning.contacts.contact_rules`), with each member's ``capacity``."""
+    offers = static["offer_id"].unique().sort()
+    codes = dict(zip(offers.to_list(), range(offers.len()), strict=True))
+    keep, capacity = contact_rules(
+        static["member_id"].to_numpy().astype(np.int64),
+        static["offer_id"].replace_strict(codes, return_dtype=pl.Int64).to_numpy(),
+        codes,
+        None if contacts is None
+        else ContactArrays.of_history(contacts, policy, at=at, channel=channel),
+        policy,
+        channel=channel,
+    )  # fmt: skip
+    return static.with_columns(capacity=pl.Series(capacity, dtype=pl.Int64)).filter(pl.Series(keep))

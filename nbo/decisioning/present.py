@@ -1,10 +1,18 @@
-"""What a decision tells the campaign tool: when to send it and why (polars expressions)."""
+"""What a decision tells the campaign tool: when to send it and why.
+
+The reason's core is a polars expression computed once per plan row (:func:`reason_core`);
+the track prefix and the send time are added to the decided rows only (:func:`reason`,
+:func:`send_at`), by the same code in a batch run and a request.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 __all__ = ["REASON_PREFIX", "reason", "reason_core", "send_at"]
 
@@ -16,21 +24,43 @@ REASON_PREFIX = {
 """What a reason starts with, by the decision's track (``explore`` when explored)."""
 
 
-def send_at(at: datetime, lead_hours: int) -> pl.Expr:
+def send_at(
+    at: datetime,
+    lead_hours: int,
+    *,
+    start: NDArray[np.datetime64],
+    end: NDArray[np.datetime64],
+    next_visit: NDArray[np.datetime64],
+    hour: NDArray[np.int64],
+) -> NDArray[np.datetime64]:
     """The member's predicted next visit (day, usual hour minus a lead), inside the offer window.
 
-    The day is the predicted next visit date clamped to ``[max(at, start_date), end_date]``;
-    never earlier than ``at``. Members without a prediction get ``at``.
+    Per decision: the day is the predicted next visit date (``NaT``: none) clamped to
+    ``[max(at, start), end]``; the hour is the usual hour (``-1``: none, then ``at``'s hour)
+    minus ``lead_hours``, within 0–23; never earlier than ``at``. Dates are ``datetime64[D]``;
+    the result is ``datetime64[us]``.
     """
-    now = pl.lit(at)
-    first_day = pl.max_horizontal(pl.lit(at.date()), pl.col("start_date"))
-    day = pl.min_horizontal(
-        pl.max_horizontal(pl.col("next_visit_date").fill_null(first_day), first_day),
-        pl.col("end_date"),
-    )
-    hour = (pl.col("preferred_hour").fill_null(at.hour + lead_hours) - lead_hours).clip(0, 23)
-    moment = day.cast(pl.Datetime("us")) + pl.duration(hours=hour)
-    return pl.max_horizontal(moment, now).alias("send_at")
+    today = np.datetime64(at.date(), "D")
+    first_day = np.maximum(start.astype("datetime64[D]"), today)
+    visit = next_visit.astype("datetime64[D]")
+    day = np.minimum(np.maximum(np.where(np.isnat(visit), first_day, visit), first_day),
+                     end.astype("datetime64[D]"))  # fmt: skip
+    usual = np.where(hour >= 0, hour, at.hour + lead_hours)
+    chosen = np.clip(usual - lead_hours, 0, 23).astype(np.int64)
+    moment = day.astype("datetime64[us]") + chosen.astype("timedelta64[h]")
+    out: NDArray[np.datetime64] = np.maximum(moment, np.datetime64(at, "us"))
+    return out
+
+
+def reason(tracks: Sequence[str], cores: Sequence[str]) -> list[str]:
+    """Each decision's reason: its track's :data:`REASON_PREFIX` (``explore`` when explored),
+    then :func:`reason_core`.
+
+    e.g. "bought 7 times, last 19 days ago; usually every 14 days; 81 % would buy it anyway,
+    +4 % with the offer (assumed)"; "welcome offer: new for you in CHEESE; 3 % would buy it
+    anyway, +11 % with the offer".
+    """
+    return [REASON_PREFIX.get(t, "") + c for t, c in zip(tracks, cores, strict=True)]
 
 
 def _days(column: str) -> pl.Expr:
@@ -92,20 +122,3 @@ def _change() -> pl.Expr:
         pl.lit(" % with the offer"),
         pl.when(pl.col("uplift_measured")).then(pl.lit("")).otherwise(pl.lit(" (assumed)")),
     ).fill_null("")
-
-
-def reason() -> pl.Expr:
-    """A short sentence: purchase rhythm for known products, discovery otherwise.
-
-    e.g. "bought 7 times, last 19 days ago; usually every 14 days; 81 % would buy it anyway,
-    +4 % with the offer (assumed)"; "new for you in CHEESE; 3 % would buy it anyway, +11 % with
-    the offer"; prefixed "welcome offer: " (onboarding), "we miss you: " (win-back) or
-    "something different: " (exploration), as in :data:`REASON_PREFIX`.
-    """
-    prefix = (
-        pl.when(pl.col("explored")).then(pl.lit(REASON_PREFIX["explore"]))
-        .when(pl.col("track") == "onboarding").then(pl.lit(REASON_PREFIX["onboarding"]))
-        .when(pl.col("track") == "winback").then(pl.lit(REASON_PREFIX["winback"]))
-        .otherwise(pl.lit(""))
-    )  # fmt: skip
-    return pl.concat_str(prefix, reason_core()).alias("reason")

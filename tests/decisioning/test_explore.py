@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbo.decisioning.explore import HashDraws, explore, matching_odds
+from nbo.decisioning.explore import HashDraws, MemberDraws, explore, matching_odds
+
+
+def draws(n_members: int, seed: int) -> MemberDraws:
+    return MemberDraws([f"m{i}" for i in range(n_members)], seed)
 
 
 def odds_for(
@@ -54,9 +58,7 @@ Q = np.array([0.0, 0.2 / 0.5, 0.3 / 0.5, 0.1 / 0.45, 0.35 / 0.45])
 
 
 def test_no_exploration_keeps_the_greedy_lists_with_propensity_one() -> None:
-    result = explore(
-        MEMBER, ODDS, CHOSEN, LAST, ALLOWED, share=0.0, n_members=2, rng=np.random.default_rng(0)
-    )
+    result = explore(MEMBER, ODDS, CHOSEN, LAST, ALLOWED, share=0.0, n_members=2, rng=draws(2, 0))
     assert (result.chosen == CHOSEN).all()
     assert (result.propensity[CHOSEN] == 1.0).all()
     assert not result.explored.any()
@@ -77,7 +79,7 @@ def test_propensity_is_the_probability_the_row_is_shown(share: float) -> None:
         tile(ALLOWED, copies),
         share=share,
         n_members=2 * copies,
-        rng=np.random.default_rng(1),
+        rng=draws(2 * copies, 1),
     )
     expected = np.where(CHOSEN & ~LAST, 1.0, (1 - share) * LAST + share * Q)
     shown = result.chosen.reshape(copies, -1)
@@ -103,7 +105,7 @@ def test_a_member_with_room_gets_an_explored_row_added() -> None:
         np.array([True]),
         share=1.0,
         n_members=1,
-        rng=np.random.default_rng(0),
+        rng=draws(1, 0),
     )
     assert result.chosen.tolist() == [True]
     assert result.explored.tolist() == [True]
@@ -116,5 +118,10 @@ def test_hash_draws_are_uniform_deterministic_and_differ_by_key() -> None:
     assert abs(coins.mean() - 0.5) < 0.01 and abs((coins < 0.05).mean() - 0.05) < 0.005
     first = HashDraws("k1", 0)
     assert first.random(1)[0] == HashDraws("k1", 0).random(1)[0]
-    assert np.array_equal(first.gumbel(size=4), HashDraws("k1", 0).gumbel(size=4))
-    assert not np.array_equal(first.gumbel(size=4), HashDraws("k2", 0).gumbel(size=4))
+    rows = np.zeros(4, dtype=np.int64)
+    assert np.array_equal(first.gumbel(rows), HashDraws("k1", 0).gumbel(rows))
+    assert not np.array_equal(first.gumbel(rows), HashDraws("k2", 0).gumbel(rows))
+    # a member's draws do not depend on who else is decided with it
+    club = MemberDraws(["k0", "k1", "k2"], 0)
+    assert club.random(3)[1] == first.random(1)[0]
+    assert np.array_equal(club.gumbel(np.array([0, 1, 1, 1, 1, 2]))[1:5], first.gumbel(rows))

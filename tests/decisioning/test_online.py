@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import zlib
 from datetime import timedelta
 
-import numpy as np
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 
@@ -45,39 +43,30 @@ def _contacts(instance: Instance, member_id: int) -> Contacts:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
-def test_one_member_from_the_plan_decides_as_the_engine(instance: Instance) -> None:
+def test_each_member_from_the_plan_decides_as_the_whole_club_batch(instance: Instance) -> None:
+    # without budgets members are independent: a request for one member gets exactly what the
+    # batch run of the whole club gave it (same kernel, same draws, same decision ids)
     policy = _without_budgets(instance.policy)
     static = plan_static(
         instance.candidates, instance.members, policy, at=AT, channel=instance.channel
     ).collect()
     odds = exploration_odds(static, OfferStats.empty(), policy)  # once per plan, as a service
     plan = Plan.build(static, day=AT.date(), channel=instance.channel, odds=odds)
+    prefix = f"{AT:%Y%m%d}-{instance.channel}"
+    batch = decide_prepared(
+        static, policy, at=AT, channel=instance.channel, contacts=instance.contacts,
+        run_id=prefix, closed_campaigns=instance.closed_campaigns, odds=odds,
+    ).decisions  # fmt: skip
     for member_id in static["member_id"].unique().sort():
-        run_id = f"r{member_id}"
-        engine = decide_prepared(
-            static.filter(pl.col("member_id") == member_id),
-            policy,
-            at=AT,
-            channel=instance.channel,
-            contacts=instance.contacts,
-            run_id=run_id,
-            closed_campaigns=instance.closed_campaigns,
-            odds=odds,
-        ).decisions
         online = decide_member(
-            plan,
-            member_id,
-            policy,
-            at=AT,
-            contacts=_contacts(instance, member_id),
-            rng=np.random.default_rng([policy.seed, zlib.crc32(run_id.encode())]),
-            model_version="unknown",
-            decision_prefix=run_id,
+            plan, member_id, policy, at=AT, contacts=_contacts(instance, member_id),
+            model_version="unknown", decision_prefix=prefix,
             closed_campaigns=instance.closed_campaigns,
-        )
-        frame = as_frame(online, engine.schema)
+        )  # fmt: skip
+        frame = as_frame(online, batch.schema)
         assert frame.columns == list(DECISION_COLUMNS)
-        assert frame.equals(engine), f"{instance!r}\nonline=\n{frame}\nengine=\n{engine}"
+        engine = batch.filter(pl.col("member_id") == member_id)
+        assert frame.equals(engine), f"{instance!r}\nonline=\n{frame}\nbatch=\n{engine}"
 
 
 def test_a_member_the_plan_does_not_know_gets_nothing_from_it() -> None:
@@ -89,7 +78,7 @@ def test_a_member_the_plan_does_not_know_gets_nothing_from_it() -> None:
     assert plan.rows_of(1) == slice(0, 1)
     assert plan.rows_of(2).stop == 0
     decided = decide_member(
-        plan, 2, Policy(), at=AT, contacts=Contacts.none(), rng=np.random.default_rng(0),
+        plan, 2, Policy(), at=AT, contacts=Contacts.none(),
         model_version="v", decision_prefix="x",
     )  # fmt: skip
     assert decided == []
@@ -105,7 +94,7 @@ def test_the_frequency_cap_counts_what_was_sent_in_the_period() -> None:
     cap = policy.contact.max_offers["email"]
     sent = [("z", "email", AT - timedelta(days=1))] * (cap - 1)
     decided = decide_member(
-        plan, 1, policy, at=AT, contacts=Contacts(sent, {}), rng=np.random.default_rng(0),
+        plan, 1, policy, at=AT, contacts=Contacts(sent, {}),
         model_version="v", decision_prefix="x",
     )  # fmt: skip
     assert len(decided) == 1

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
 from nbo.decisioning.engine import decide
 from nbo.decisioning.policy import Policy
-from nbo.decisioning.present import reason, send_at
+from nbo.decisioning.present import reason, reason_core, send_at
 from tests.decisioning.club import AT, TODAY, candidate, candidates_frame, member, members_frame
 
 DAY = timedelta(days=1)
@@ -35,7 +36,9 @@ def reason_of(**row: Any) -> str:
         "explored": pl.Boolean, "track": pl.String, "p_buy": pl.Float64,
         "uplift": pl.Float64, "uplift_measured": pl.Boolean,
     }  # fmt: skip
-    return str(pl.DataFrame([{**base, **row}], schema=schema).select(reason()).item())
+    frame = pl.DataFrame([{**base, **row}], schema=schema).with_columns(reason_core())
+    track = "explore" if frame["explored"][0] else str(frame["track"][0])
+    return reason([track], frame["reason_core"].to_list())[0]
 
 
 def test_reason_for_a_repeat_buyer_gives_the_rhythm() -> None:
@@ -93,13 +96,12 @@ def send_time(
     at: datetime = AT,
     lead: int = 2,
 ) -> datetime:
-    frame = pl.DataFrame(
-        {"next_visit_date": [visit], "preferred_hour": [hour], "start_date": [start],
-         "end_date": [end]},
-        schema={"next_visit_date": pl.Date, "preferred_hour": pl.Int64, "start_date": pl.Date,
-                "end_date": pl.Date},
-    )  # fmt: skip
-    moment = frame.select(send_at(at, lead)).item()
+    day = "datetime64[D]"
+    moment = send_at(
+        at, lead, start=np.array([start], dtype=day), end=np.array([end], dtype=day),
+        next_visit=np.array([visit if visit is not None else "NaT"], dtype=day),
+        hour=np.array([hour if hour is not None else -1], dtype=np.int64),
+    )[0].item()  # fmt: skip
     assert isinstance(moment, datetime)
     return moment
 
