@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import uuid4
 
 import polars as pl
 
@@ -94,7 +93,7 @@ def decide_batch(
         contacts=contacts,
         offer_stats=offer_stats(contacts),
         model_version=bundle.version,
-        run_id=run_id or uuid4().hex[:12],
+        run_id=run_id,
     )
     return BatchDecisions(result, offers.height, members.height, scored[0])
 

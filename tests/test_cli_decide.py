@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from nbo.cli import app
 from nbo.cli.decide import OUTPUT_COLUMNS
 from nbo.history import InteractionStore
+from nbo.history.logs import logged_decisions
 from nbo.pipelines.decide import campaign_summary
 
 runner = CliRunner()
@@ -104,3 +105,22 @@ def test_history_migrate(tmp_path: Path) -> None:
     result = runner.invoke(app, ["history", "migrate", "--database-url", db])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "h" / "nbo.db").is_file()
+
+
+def test_deciding_the_same_day_twice_records_nothing_twice(
+    env: None, synth_club: Path, tmp_path: Path
+) -> None:
+    code, output, out, db = _decide(synth_club, tmp_path)
+    assert code == 0, output
+    first = pl.read_parquet(out)
+    assert first["decision_id"].str.starts_with(f"{AT.replace('-', '')}-email-").all()
+    code, again, out, _ = _decide(synth_club, tmp_path)
+    assert code == 0, again
+    second = pl.read_parquet(out)
+    # deterministic ids: the same decisions, and none of them stored a second time
+    assert second.select("decision_id", "offer_id").equals(first.select("decision_id", "offer_id"))
+    assert "recorded 0 decisions" in again
+    assert "already recorded by an earlier run" in again
+    with InteractionStore(db) as store:
+        logged = logged_decisions(store.engine)
+    assert logged.height == first.height

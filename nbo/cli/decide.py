@@ -145,13 +145,19 @@ def decide_cmd(
             stage=lambda name: progress.update(task, description=name),
         )  # fmt: skip
         decisions = batch.result.decisions
+        recorded = 0
         if record:
             progress.update(task, description="recording decisions")
-            store.record_decisions(decisions)
+            recorded = store.record_decisions(decisions)
     store.close()
     _write(decisions.select(OUTPUT_COLUMNS), out)
     if record:
-        console.print(f"recorded {decisions.height:,} decisions in {store!r}", markup=False)
+        again = decisions.height - recorded
+        console.print(
+            f"recorded {recorded:,} decisions in {store!r}"
+            + (f" ({again:,} already recorded by an earlier run for the day)" if again else ""),
+            markup=False,
+        )
     print_decisions(batch, examples=examples)
 
 
