@@ -26,7 +26,8 @@ YEAR = timedelta(days=364)
 
 
 def active_offers(club: ClubData, at: datetime, campaign: str | None = None) -> pl.DataFrame:
-    """Offers valid on ``at``'s day: offer_id, campaign_id, start/end, targeted, category."""
+    """Offers valid on ``at``'s day: offer_id, campaign_id, start/end, targeted, category,
+    product, discount_value (null where the club's offers do not say)."""
     day = at.date()
     campaigns = club.campaigns.filter((pl.col("start_date") <= day) & (pl.col("end_date") >= day))
     if campaign is not None:
@@ -42,13 +43,16 @@ def active_offers(club: ClubData, at: datetime, campaign: str | None = None) -> 
             product=pl.col("subcategory").drop_nulls().mode().sort().first(),
         )
     )
+    offers = club.offers
+    if "discount_value" not in offers.collect_schema().names():
+        offers = offers.with_columns(discount_value=pl.lit(None, pl.Float64))
     return (
-        club.offers.join(
+        offers.join(
             campaigns.select("campaign_id", "start_date", "end_date", "targeted"), on="campaign_id"
         )
         .join(labels, on="offer_id", how="left")
         .select("offer_id", "campaign_id", "start_date", "end_date", "targeted", "category",
-                "product")
+                "product", pl.col("discount_value").cast(pl.Float64))
         .sort("offer_id")
         .collect()
     )  # fmt: skip
@@ -70,7 +74,13 @@ def _offer_lines(history: History, products: pl.DataFrame) -> pl.LazyFrame:
 def _economics(
     history: History, offers: pl.DataFrame, products: pl.DataFrame, policy: Policy
 ) -> pl.DataFrame:
-    """Per offer: typical basket spend on its products and the club's cost per redemption."""
+    """Per offer: typical basket spend on its products and the club's cost per redemption.
+
+    The discount per redemption is the offer's face value (``offers.discount_value``) where
+    known, else the mean coupon discount on its products in the last year (the club's mean
+    where they have none, ``economics.default_discount`` without coupon data); the club pays
+    ``club_funded_share`` of it.
+    """
     economics = policy.economics
     lines = _offer_lines(history, products)
     schema = history.club.transactions.collect_schema()
@@ -106,6 +116,11 @@ def _economics(
         )
     else:
         frame = frame.with_columns(discount=pl.lit(None, pl.Float64))
+    if "discount_value" in offers.columns:  # the coupon's face value, where the club knows it
+        face = offers.lazy().select("offer_id", face=pl.col("discount_value").cast(pl.Float64))
+        frame = frame.join(face, on="offer_id", how="left").with_columns(
+            discount=pl.coalesce(pl.col("face").abs(), pl.col("discount"))
+        )
     share = 1.0 if share is None else float(share)
     return (
         frame.with_columns(
