@@ -14,11 +14,25 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ROLES", "Role", "Settings", "get_settings"]
+from nbo.errors import NboError
+
+__all__ = [
+    "FAILED_ENV",
+    "MIGRATED_ENV",
+    "ROLES",
+    "Role",
+    "Settings",
+    "get_settings",
+    "require_api_keys",
+]
 
 Role = Literal["reader", "writer", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "writer", "admin")
 """API roles, each allowed what the ones before it are: read offers < post events < reload."""
+
+
+MIGRATED_ENV = "NBO_SERVE_MIGRATED"  # set by `nbo serve`: the parent migrated the database
+FAILED_ENV = "NBO_SERVE_FAILED_FILE"  # set by `nbo serve --workers N`: where a worker says why
 
 
 def _default_database_url() -> str:
@@ -49,16 +63,26 @@ class Settings(BaseSettings):
     """
 
     data_dir: Path = Path("data/completejourney")
-    """The club dataset the service decides from (``nbo data import`` output)."""
+    """The club dataset the plans are made from (``nbo serve --data``; the service names it in
+    the ``nbo plan`` command it suggests for a day without a plan, and never reads it)."""
+
+    plan_dir: Path = Path("data/plans")
+    """The plan directory ``nbo plan --out`` writes and the service reads
+    (``nbo serve --plans``)."""
+
+    plan_check_seconds: float = Field(default=5.0, gt=0)
+    """How often each worker looks for a day's plan that appeared or was replaced."""
 
     model_uri: str = "models:/nbo@champion"
-    """The model served to the champion arm (a registry URI, ``runs:/…`` or a bundle path)."""
+    """The model ``nbo plan`` plans for the champion arm (its ``--model``; a registry URI,
+    ``runs:/…`` or a bundle path). The service serves the models its plans were made with."""
 
-    challenger_uri: str = "models:/nbo@challenger"
-    """The model served to the challenger arm (used only when ``challenger_share`` > 0)."""
+    challenger_uri: str | None = None
+    """The model ``nbo plan`` also plans for the challenger arm (its ``--challenger``)."""
 
     challenger_share: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Share of members (sticky by a hash of member_id) served by the challenger."""
+    """Share of members (sticky by a hash of member_id) served by the challenger, on days whose
+    plan has one (``nbo plan --challenger``); else the champion serves them."""
 
     holdout_share: float = Field(default=0.05, ge=0.0, le=1.0)
     """Share of members (sticky, persistent) in the holdout group: they get no offers."""
@@ -86,17 +110,12 @@ class Settings(BaseSettings):
     budget_refresh_seconds: float = Field(default=5.0, gt=0)
     """How often each worker re-reads campaign budget usage from the history store."""
 
-    plan_ahead_minutes: int = Field(default=60, ge=0, le=1440)
-    """Minutes before midnight (UTC) at which each worker builds the next day's plans, so that
-    the day's first requests do not wait for that whole-club scoring run; 0: a day is planned
-    by its first request. Unused while ``today`` is set (the day never turns)."""
-
     fast_path: bool = True
     """Answer a plain ``GET /v1/members/{id}/offers`` before FastAPI (the same answer for less
     than half the CPU); off: every request goes through FastAPI's route."""
 
     reload_file: Path | None = None
-    """A file whose change makes every worker reload its models (``nbo serve`` sets it)."""
+    """A file whose change makes every worker read its plans again (``nbo serve`` sets it)."""
 
     @model_validator(mode="after")
     def _arms_fit(self) -> Settings:
@@ -109,3 +128,9 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The settings from the environment, built once per process."""
     return Settings()
+
+
+def require_api_keys(settings: Settings) -> None:
+    """The service answers no request without keys: refuse to start without any."""
+    if not settings.api_keys:
+        raise NboError('no API keys configured: set NBO_API_KEYS, e.g. \'{"my-key": "admin"}\'')

@@ -10,7 +10,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -21,19 +20,18 @@ from starlette.types import Receive, Scope, Send
 
 from nbo import __version__
 from nbo.errors import NboError
+from nbo.plans import PlanError
 from nbo.serving import fastpath
 from nbo.serving.metrics import MODEL
 from nbo.serving.middleware import RouteTimer
 from nbo.serving.routes import catalog, events, offers, ops
 from nbo.serving.state import OfferService
-from nbo.settings import Settings
+from nbo.settings import FAILED_ENV, MIGRATED_ENV, Settings
 
 __all__ = ["FAILED_ENV", "MIGRATED_ENV", "OfferApp", "create_app"]
 
 log = logging.getLogger("nbo.serving")
-MIGRATED_ENV = "NBO_SERVE_MIGRATED"  # set by `nbo serve`: the parent migrated the database
-FAILED_ENV = "NBO_SERVE_FAILED_FILE"  # set by `nbo serve --workers N`: where a worker says why
-_PLAN_AHEAD_CHECK_SECONDS = 30.0  # how often a worker looks whether the next day is due
+_RELOAD_CHECK_SECONDS = 1.0  # how often a worker looks at the reload file
 
 
 _shown: set[tuple[str, str, str]] = set()
@@ -41,7 +39,7 @@ _shown: set[tuple[str, str, str]] = set()
 
 def _show_models(service: OfferService) -> None:
     # labels cannot be removed in multi-process mode: models no longer served drop to 0
-    now = {(arm, state.uri, state.version) for arm, state in service.models.items()}
+    now = {(arm, model.uri, model.version) for arm, model in service.models().items()}
     for labels in _shown - now:
         MODEL.labels(*labels).set(0)
     for labels in now:
@@ -50,17 +48,35 @@ def _show_models(service: OfferService) -> None:
     _shown.update(now)
 
 
-async def _watch_reload_file(app: FastAPI, service: OfferService) -> None:
-    path = app.state.settings.reload_file
-    while path is not None:
-        await asyncio.sleep(1.0)
-        try:
-            wanted = path.read_text().strip()
-        except OSError:
+def _reload_token(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+async def _watch_plans(app: FastAPI, service: OfferService) -> None:
+    """Pick up a plan that appeared or was replaced: every ``NBO_PLAN_CHECK_SECONDS``, and at
+    once when another worker was asked to reload (it writes a new token into the reload
+    file)."""
+    settings: Settings = app.state.settings
+    token = _reload_token(settings.reload_file)
+    waited = 0.0
+    while True:
+        await asyncio.sleep(_RELOAD_CHECK_SECONDS)
+        waited += _RELOAD_CHECK_SECONDS
+        latest = _reload_token(settings.reload_file)
+        if latest == token and waited < settings.plan_check_seconds:
             continue
-        if wanted and wanted != service.models["champion"].uri:
-            log.info("reloading %s (another worker switched to it)", wanted)
-            await run_in_threadpool(service.reload, wanted)
+        token, waited = latest, 0.0
+        try:
+            changed = await run_in_threadpool(service.refresh)
+        except Exception:  # the plans kept go on serving; say why
+            log.exception("looking for new plans failed")
+            continue
+        if changed:
             _show_models(service)
 
 
@@ -71,16 +87,6 @@ async def _refresh_budgets(service: OfferService) -> None:
             await run_in_threadpool(service.refresh_budgets, service.today())
         except Exception:  # a database hiccup must not stop the loop; readyz reports it
             log.exception("budget refresh failed")
-
-
-async def _plan_ahead(service: OfferService) -> None:
-    """Plan the next day before its first request needs it (``NBO_PLAN_AHEAD_MINUTES``)."""
-    while True:
-        try:
-            await run_in_threadpool(service.plan_ahead, datetime.now(UTC).replace(tzinfo=None))
-        except Exception:  # the day's first request will build it; say why now
-            log.exception("planning the next day ahead failed")
-        await asyncio.sleep(_PLAN_AHEAD_CHECK_SECONDS)
 
 
 def _startup_failed(exc: BaseException) -> None:
@@ -116,14 +122,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         _show_models(service)
         app.state.service = service
-        models = ", ".join(f"{arm} {state.uri}" for arm, state in service.models.items())
-        print(f"nbo serve: ready (pid {os.getpid()}; {models})", file=sys.stderr, flush=True)
+        plan = service.plans.cached(service.today())
+        served = ", ".join(f"{arm} {model.uri}" for arm, model in service.models().items())
+        what = f"plan {plan.day:%Y-%m-%d}: {served}" if plan is not None else "no plan for today"
+        print(f"nbo serve: ready (pid {os.getpid()}; {what})", file=sys.stderr, flush=True)
         tasks = [
-            asyncio.create_task(_watch_reload_file(app, service)),
+            asyncio.create_task(_watch_plans(app, service)),
             asyncio.create_task(_refresh_budgets(service)),
         ]
-        if settings.today is None and settings.plan_ahead_minutes:
-            tasks.append(asyncio.create_task(_plan_ahead(service)))
         yield
     finally:
         app.state.service = None
@@ -136,6 +142,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def _bad_input(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+async def _no_plan(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
@@ -172,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (offers.router, catalog.router, events.router, ops.router):
         app.include_router(router)
     app.add_exception_handler(NboError, _bad_input)
+    app.add_exception_handler(PlanError, _no_plan)
     app.add_exception_handler(SQLAlchemyError, _database_down)
     app.add_middleware(RouteTimer)
     return app

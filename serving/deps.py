@@ -68,7 +68,7 @@ def authorised(role: Role) -> Callable[..., Awaitable[OfferService]]:
             )
         service: OfferService | None = getattr(request.app.state, "service", None)
         if service is None or not service.ready:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded yet")
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is starting")
         return service
 
     return check

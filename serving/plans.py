@@ -1,164 +1,112 @@
-"""What one model knows for one day, computed once and kept for every request of that day.
+"""The day plans a worker serves, read from the plan directory ``nbo plan`` writes.
 
-For a day ``D`` (history strictly before ``D``'s midnight, so nothing of the day itself leaks
-in) and a bundle: the scored candidates and member context of every member, run through
-``plan_static`` for each channel into an online :class:`~nbo.decisioning.online.Plan`; a
-cold-start template for members the data does not know yet; the active offers and campaigns;
-and every member's product recommendations.
+A day's plan is memory-mapped on first use (:func:`nbo.plans.store.read_day`: its arrays are
+views of the files, shared between workers), checked against the service's policy, and kept
+for a few days. :meth:`PlanBook.refresh` picks up a plan that appeared or was replaced (the
+day's link points to a new folder); the worker calls it every few seconds and on
+``/admin/reload``. No worker plans: a day without a plan is a :class:`PlanMissingError`, which
+names the command that makes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
 
-import numpy as np
-import polars as pl
+from nbo.errors import NboError
+from nbo.plans import DayPlan, PlanError, PlanMissingError, plan_command, read_day
+from nbo.plans.store import day_folder
+from nbo.settings import Settings
 
-from nbo.data.io import ClubData
-from nbo.decisioning.engine import exploration_odds
-from nbo.decisioning.plan import Plan
-from nbo.decisioning.policy import Policy
-from nbo.decisioning.prepare import CANDIDATE_COLUMNS, MEMBER_COLUMNS, plan_static
-from nbo.features.history import History
-from nbo.history import InteractionStore
-from nbo.pipelines.candidates import active_offers, build_candidates, build_members
-from nbo.pipelines.decide import offer_stats
-from nbo.tracking.bundle import Bundle
+__all__ = ["DAYS_KEPT", "PlanBook", "PlanError", "PlanMissingError", "require_plan_dir"]
 
-__all__ = ["COLD_MEMBER", "MAX_RECOMMENDATIONS", "DayPlans", "build_day", "cold_start_candidates"]
-
-COLD_MEMBER = -1
-"""The plan's member id for the cold-start template (member ids in requests are ≥ 0)."""
-MAX_RECOMMENDATIONS = 50
+log = logging.getLogger("nbo.serving")
+DAYS_KEPT = 3
 
 
-@dataclass(frozen=True)
-class DayPlans:
-    """Everything a request on ``day`` needs from one model."""
-
-    day: date
-    plans: dict[str, Plan]  # by channel
-    known_members: frozenset[int]
-    offers: pl.DataFrame  # active_offers(...) with campaign_type
-    campaigns: pl.DataFrame  # campaigns active on the day
-    recommendations: dict[int, list[dict[str, object]]]  # member -> ranked products
-    cold_recommendations: list[dict[str, object]]
-    offer_info: dict[str, dict[str, object]]  # offer_id -> what a response shows of it
-
-
-def cold_start_candidates(candidates: pl.DataFrame, offers: int) -> pl.DataFrame:
-    """Candidate rows for a member unknown to the data: the ``offers`` most widely relevant
-    active offers (most members with a related purchase), in no audience check, scored with
-    the offer's mean p_redeem, p_buy and uplift over members new to its products (all members
-    if none)."""
-    if offers <= 0 or candidates.is_empty():
-        return candidates.clear().select(list(CANDIDATE_COLUMNS))
-    new = pl.col("is_new")
-    return (
-        candidates.group_by("offer_id")
-        .agg(
-            *(
-                pl.when(new.any()).then(pl.col(name).filter(new).mean())
-                .otherwise(pl.col(name).mean()).alias(name)
-                for name in ("p_redeem", "p_buy", "uplift")
-            ),
-            reach=pl.len(),
-            uplift_measured=pl.col("uplift_measured").all(),
-            value=pl.when(new.any()).then(pl.col("value").filter(new).median())
-            .otherwise(pl.col("value").median()),
-            cost=pl.col("cost").first(),
-            campaign_id=pl.col("campaign_id").first(),
-            category=pl.col("category").first(),
-            product=pl.col("product").first(),
-            start_date=pl.col("start_date").first(),
-            end_date=pl.col("end_date").first(),
+def require_plan_dir(settings: Settings) -> None:
+    """Refuse to start without a plan directory (``nbo plan --out`` makes it)."""
+    if not settings.plan_dir.is_dir():
+        day = settings.today or datetime.now(UTC).date()
+        raise NboError(
+            f"NBO_PLAN_DIR {settings.plan_dir}: no plan directory there; make the day's plan "
+            f"with: {plan_command(settings.data_dir, day, settings.plan_dir)}"
         )
-        .sort(["reach", "offer_id"], descending=[True, False])
-        .head(offers)
-        .with_columns(
-            member_id=pl.lit(COLD_MEMBER, pl.Int64),
-            in_audience=pl.lit(True),
-            is_new=pl.lit(True),
-            redeemed_before=pl.lit(False),
-            bought_baskets=pl.lit(0, pl.Int64),
-            days_since_bought=pl.lit(None, pl.Float64),
-            usual_gap_days=pl.lit(None, pl.Float64),
-        )
-        .select([pl.col(c).cast(t) for c, t in CANDIDATE_COLUMNS.items()])
-    )  # fmt: skip
 
 
-def _cold_member() -> pl.DataFrame:
-    row = {"member_id": COLD_MEMBER, "baskets": 0, "yearly_value": 0.0, "lapsing": False,
-           "cold_start": True, "next_visit_date": None, "preferred_hour": None}  # fmt: skip
-    return pl.DataFrame([row], schema=MEMBER_COLUMNS)
+class PlanBook:
+    """A worker's day plans: loaded on first use, at most :data:`DAYS_KEPT`, newest kept."""
 
+    def __init__(self, plan_dir: Path, *, policy_digest: str, data_dir: Path | str) -> None:
+        self.plan_dir = plan_dir
+        self.policy_digest = policy_digest
+        self.data_dir = data_dir
+        self._days: OrderedDict[date, tuple[Path, DayPlan]] = OrderedDict()
+        self._lock = threading.Lock()
 
-def _recommendations(
-    bundle: Bundle, history: History, members: pl.Series
-) -> tuple[dict[int, list[dict[str, object]]], list[dict[str, object]]]:
-    ids = np.r_[members.to_numpy(), COLD_MEMBER].astype(np.int64)
-    recs = bundle.affinity.recommend(history, ids, k=MAX_RECOMMENDATIONS)
-    by_member: dict[int, list[dict[str, object]]] = {}
-    columns = ("rank", "product_id", "score", "reason", "cold_start")
-    for member_id, rank, product_id, score, reason, cold in recs.select(
-        "member_id", *columns
-    ).iter_rows():
-        row = dict(zip(columns, (rank, product_id, score, reason, cold), strict=True))
-        by_member.setdefault(int(member_id), []).append(row)
-    cold_rows = by_member.pop(COLD_MEMBER, [])
-    return by_member, cold_rows
+    def cached(self, day: date) -> DayPlan | None:
+        """The day's plan if it is loaded (no disk access)."""
+        found = self._days.get(day)
+        return found[1] if found is not None else None
 
+    def get(self, day: date) -> DayPlan:
+        """The day's plan, loaded from the plan directory if not yet (raises PlanError)."""
+        found = self.cached(day)
+        return found if found is not None else self.load(day)
 
-def build_day(
-    bundle: Bundle,
-    club: ClubData,
-    policy: Policy,
-    store: InteractionStore,
-    day: date,
-    *,
-    cold_start_offers: int = 5,
-) -> DayPlans:
-    """The day's plans for every channel of ``policy``; see the module docstring."""
-    midnight = datetime.combine(day, datetime.min.time())
-    history = History.at(club, midnight)
-    offers = active_offers(club, midnight)
-    candidates = build_candidates(history, bundle, offers, policy)
-    members = build_members(history, bundle.timing, policy)
-    candidates = pl.concat(
-        [
-            candidates.select([pl.col(c).cast(t) for c, t in CANDIDATE_COLUMNS.items()]),
-            cold_start_candidates(candidates, cold_start_offers),
-        ]
-    )
-    people = pl.concat(
-        [members.select([pl.col(c).cast(t) for c, t in MEMBER_COLUMNS.items()]), _cold_member()]
-    )
-    stats = offer_stats(store.contact_state(midnight))
-    plans: dict[str, Plan] = {}
-    for channel in policy.channels:
-        static = plan_static(candidates, people, policy, at=midnight, channel=channel).collect()
-        odds = exploration_odds(static, stats, policy) if policy.exploration.share > 0 else None
-        plans[channel] = Plan.build(static, day=day, channel=channel, odds=odds)
-    campaigns = club.campaigns.filter(
-        (pl.col("start_date") <= day) & (pl.col("end_date") >= day)
-    ).collect()
-    offer_rows = offers.join(
-        campaigns.select("campaign_id", "campaign_type"), on="campaign_id", how="left"
-    )
-    recs, cold_recs = _recommendations(bundle, history, members["member_id"])
-    info = offer_rows.select(
-        "offer_id", "campaign_id", "campaign_type", "category", "product", "targeted",
-        valid_from=pl.col("start_date"), valid_until=pl.col("end_date"),
-    )  # fmt: skip
-    return DayPlans(
-        day=day,
-        plans=plans,
-        known_members=frozenset(int(m) for m in members["member_id"]),
-        offers=offer_rows,
-        campaigns=campaigns.sort("campaign_id"),
-        recommendations=recs,
-        cold_recommendations=cold_recs,
-        offer_info={str(row["offer_id"]): row for row in info.iter_rows(named=True)},
-    )
+    def load(self, day: date) -> DayPlan:
+        """Read the day's current plan from disk and keep it (replacing an older one)."""
+        with self._lock:
+            folder = day_folder(self.plan_dir, day)
+            kept = self._days.get(day)
+            if kept is not None and kept[0] == folder:
+                return kept[1]
+            plan = read_day(self.plan_dir, day, data_dir=self.data_dir)
+            self._check(plan)
+            # the folder resolved before reading: a plan replaced meanwhile is read again later
+            self._days[day] = (folder or self.plan_dir, plan)
+            self._days.move_to_end(day)
+            while len(self._days) > DAYS_KEPT:
+                self._days.popitem(last=False)
+            return plan
+
+    def _check(self, plan: DayPlan) -> None:
+        planned = plan.manifest.get("policy", {}).get("digest")
+        if planned != self.policy_digest:
+            command = plan_command(self.data_dir, plan.day, self.plan_dir)
+            raise PlanError(
+                f"the plan for {plan.day:%Y-%m-%d} was made under another policy than the "
+                f"service's (NBO_POLICY_FILE); plan the day again with the service's policy: "
+                f"{command} --policy FILE"
+            )
+
+    def refresh(self, days: Iterable[date]) -> list[date]:
+        """Load the plans of ``days`` (and of the days kept) that appeared or were replaced since
+        they were read; returns those days. A plan that fails to load is logged and skipped:
+        the one kept (if any) goes on serving."""
+        changed = []
+        for day in sorted({*days, *self._days}):
+            folder = day_folder(self.plan_dir, day)
+            kept = self._days.get(day)
+            if folder is None or (kept is not None and kept[0] == folder):
+                continue
+            try:
+                self.load(day)
+            except PlanError as exc:
+                log.error("%s", exc)
+                continue
+            log.info("serving the plan for %s from %s", day, folder)
+            changed.append(day)
+        return changed
+
+    def clear(self) -> None:
+        with self._lock:
+            self._days.clear()
+
+    @property
+    def days(self) -> list[date]:
+        return list(self._days)

@@ -1,8 +1,9 @@
-"""The offer service: models by arm, their day plans, the history store and the writer.
+"""The offer service: the day plans it serves, the history store and the writer.
 
-One :class:`OfferService` per worker process, built in the app's lifespan. Requests read
-``service.models`` once and keep that reference, so a reload (which swaps the mapping) never
-changes the model under a request in flight.
+One :class:`OfferService` per worker process, built in the app's lifespan. The models served
+are the ones each day's plan was made with (``nbo plan``): a worker scores nothing and reads no
+club data. Requests take a day's :class:`~nbo.plans.day.DayPlan` once and keep that
+reference, so a plan replaced meanwhile never changes the answer of a request in flight.
 """
 
 from __future__ import annotations
@@ -10,69 +11,26 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from hashlib import blake2b
 from typing import Any
 
-from nbo.data.io import ClubData
 from nbo.decisioning.explore import HashDraws
 from nbo.decisioning.online import MemberDecision, decide_member
 from nbo.decisioning.policy import Policy, load_policy
 from nbo.errors import NboError
 from nbo.history import InteractionStore
 from nbo.history.engine import to_naive_utc
+from nbo.plans import DayPlan, PlanMissingError, PlannedModel, plan_command, policy_digest
 from nbo.serving.arms import arm_of
-from nbo.serving.plans import COLD_MEMBER, DayPlans, build_day
+from nbo.serving.plans import PlanBook, require_plan_dir
 from nbo.serving.writer import DecisionWriter
-from nbo.settings import Settings
-from nbo.tracking.bundle import Bundle
+from nbo.settings import Settings, require_api_keys
 
-__all__ = [
-    "MemberOffers",
-    "ModelState",
-    "OfferService",
-    "day_to_plan_ahead",
-    "require_api_keys",
-    "resolve_model",
-]
+__all__ = ["MemberOffers", "OfferService"]
 
 log = logging.getLogger("nbo.serving")
-_DAYS_KEPT = 3
-
-
-def resolve_model(uri: str) -> tuple[str, Bundle]:
-    """(the URI pinned to a registry version where it names an alias, the bundle)."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from nbo.tracking.registry import MODEL_NAME, RegistryError, configure, load_bundle
-
-    configure()
-    pinned = uri
-    if uri.startswith(f"models:/{MODEL_NAME}@"):
-        alias = uri.rsplit("@", 1)[1]
-        try:
-            version = MlflowClient().get_model_version_by_alias(MODEL_NAME, alias)
-        except MlflowException:
-            raise RegistryError(f"{uri}: the registry has no alias {alias!r}") from None
-        pinned = f"models:/{MODEL_NAME}/{version.version}"
-    return pinned, load_bundle(pinned)
-
-
-@dataclass
-class ModelState:
-    """One loaded model and the day plans built from it."""
-
-    uri: str
-    bundle: Bundle
-    days: OrderedDict[date, DayPlans] = field(default_factory=OrderedDict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def version(self) -> str:
-        return self.bundle.version
 
 
 @dataclass(frozen=True)
@@ -83,27 +41,15 @@ class MemberOffers:
     arm: str
     cold_start: bool
     decisions: list[MemberDecision]
-    day: DayPlans | None
-    model: ModelState
-
-
-def day_to_plan_ahead(now: datetime, lead: timedelta) -> date | None:
-    """Tomorrow, once ``now`` (naive UTC) is within ``lead`` of tomorrow's midnight; else None."""
-    tomorrow = now.date() + timedelta(days=1)
-    return tomorrow if datetime.combine(tomorrow, time()) - now <= lead else None
+    day: DayPlan
+    model: PlannedModel
 
 
 def _settle_plans() -> None:
-    """Collect what was dropped, then take new plans (millions of objects) out of the
-    collector's view, so that no request waits for a full collection to walk them."""
+    """Collect what was dropped, then take new plans' objects out of the collector's view, so
+    that no request waits for a full collection to walk them."""
     gc.collect()
     gc.freeze()
-
-
-def require_api_keys(settings: Settings) -> None:
-    """The service answers no request without keys: refuse to start without any."""
-    if not settings.api_keys:
-        raise NboError('no API keys configured: set NBO_API_KEYS, e.g. \'{"my-key": "admin"}\'')
 
 
 class OfferService:
@@ -111,49 +57,57 @@ class OfferService:
 
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         require_api_keys(settings)
+        require_plan_dir(settings)
         self.settings = settings
         self.policy: Policy = load_policy(settings.policy_file)
-        if (
-            not (settings.data_dir / "members.parquet").exists()
-            and not (settings.data_dir / "members").is_dir()
-        ):
-            raise NboError(f"NBO_DATA_DIR {settings.data_dir}: no club dataset there")
-        self.club = ClubData(settings.data_dir)
+        self.plans = PlanBook(
+            settings.plan_dir, policy_digest=policy_digest(self.policy), data_dir=settings.data_dir
+        )
         self.store = InteractionStore(settings.database_url, migrate=migrate)
         self.writer = DecisionWriter(self.store, sync=settings.decisions_sync)
-        self.models: dict[str, ModelState] = {}
         self.closed_campaigns: frozenset[str] = frozenset()
         self.reload_lock = threading.Lock()
+        self.ready = False
 
-    # -- models -------------------------------------------------------------------------------
-    def load(self, champion_uri: str | None = None) -> None:
-        """Load the champion (and the challenger when it has a share), plan today, swap in."""
-        pinned, bundle = resolve_model(champion_uri or self.settings.model_uri)
-        models = {"champion": ModelState(pinned, bundle)}
-        if self.settings.challenger_share > 0:
-            try:
-                c_uri, c_bundle = resolve_model(self.settings.challenger_uri)
-                models["challenger"] = ModelState(c_uri, c_bundle)
-            except NboError as exc:
-                log.warning("no challenger (%s): its share is served by the champion", exc)
-        for arm, state in models.items():
-            uplift = state.bundle.uplift
-            if not uplift.measured_:
-                log.warning("%s %s: uplift assumed, not measured (%s)", arm, state.uri,
-                            uplift.reason_)  # fmt: skip
-            self.day_plans(state, self.today())
-        self.models = models
-        _settle_plans()  # the old models' plans go now
+    # -- plans --------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Map today's plan (an unreadable one stops the start; a missing one is logged: the
+        service answers 409 until it appears) and tomorrow's if it is there."""
+        today = self.today()
+        try:
+            self._report(self.plans.load(today))
+        except PlanMissingError as exc:
+            log.warning("%s", exc)
+        self.plans.refresh([today + timedelta(days=1)])
+        self.ready = True
+        _settle_plans()
 
-    def reload(self, uri: str | None = None) -> dict[str, str]:
-        """Switch to the current champion (or ``uri``); requests in flight finish on the old."""
+    def _report(self, plan: DayPlan) -> None:
+        for arm, part in plan.arms.items():
+            if not part.model.uplift_measured:
+                log.warning("%s %s: uplift assumed, not measured (%s)", arm, part.model.uri,
+                            part.model.uplift_reason)  # fmt: skip
+
+    def refresh(self) -> list[date]:
+        """Pick up today's and tomorrow's plans where they appeared or were replaced."""
+        today = self.today()
+        changed = self.plans.refresh([today, today + timedelta(days=1)])
+        if changed:
+            _settle_plans()
+        return changed
+
+    def reload(self) -> dict[str, str]:
+        """Read today's plan again if it was replaced (and any other kept day's); the models it
+        serves. Requests in flight finish on the plan they started with."""
         with self.reload_lock:
-            self.load(uri)
-            return {arm: state.uri for arm, state in self.models.items()}
+            self.refresh()
+            plan = self.plans.load(self.today())  # raises what keeps today's plan from serving
+            return {arm: part.model.uri for arm, part in plan.arms.items()}
 
-    @property
-    def ready(self) -> bool:
-        return "champion" in self.models
+    def models(self) -> dict[str, PlannedModel]:
+        """The models of today's plan, if it is loaded."""
+        plan = self.plans.cached(self.today())
+        return {arm: part.model for arm, part in plan.arms.items()} if plan is not None else {}
 
     def today(self) -> date:
         return self.settings.today or datetime.now(UTC).date()
@@ -165,55 +119,19 @@ class OfferService:
         now = datetime.now(UTC).replace(tzinfo=None)
         return datetime.combine(self.today(), now.time())
 
-    def cached(self, state: ModelState, day: date) -> DayPlans | None:
-        return state.days.get(day)
-
-    def day_plans(self, state: ModelState, day: date) -> DayPlans:
-        """The day's plans, built on first use (slow: a whole-club scoring run)."""
-        found = state.days.get(day)
-        if found is not None:
-            return found
-        with state.lock:
-            found = state.days.get(day)
-            if found is None:
-                found = build_day(state.bundle, self.club, self.policy, self.store, day)
-                state.days[day] = found
-                while len(state.days) > _DAYS_KEPT:
-                    state.days.popitem(last=False)
-        return found
-
-    def plan_ahead(self, now: datetime) -> date | None:
-        """Build the next day's plans of every model served, once ``now`` (naive UTC) is within
-        ``plan_ahead_minutes`` of midnight; returns that day (None: not due, or ``today`` is
-        fixed). Plans already built are kept, so calling it again costs nothing; a model
-        loaded later in the evening gets its plans at the next call."""
-        lead = timedelta(minutes=self.settings.plan_ahead_minutes)
-        if self.settings.today is not None or not lead:
-            return None
-        day = day_to_plan_ahead(now, lead)
-        if day is None:
-            return None
-        built = False
-        for state in list(self.models.values()):
-            if self.cached(state, day) is None:
-                self.day_plans(state, day)
-                built = True
-        if built:
-            _settle_plans()
-        return day
-
-    def check_at(self, state: ModelState, at: datetime) -> None:
-        """Refuse a time the model was trained on (its data would leak into the answer)."""
-        if at.date() < state.bundle.as_of.date():
-            raise NboError(
-                f"at {at:%Y-%m-%d} is before the served model's training date "
-                f"{state.bundle.as_of:%Y-%m-%d}; decisions as of then would see later data"
-            )
+    def check_at(self, plan: DayPlan, at: datetime) -> None:
+        """Refuse a time a served model was trained on (its data would leak into the answer)."""
+        for part in plan.arms.values():
+            if at.date() < part.model.as_of.date():
+                raise NboError(
+                    f"at {at:%Y-%m-%d} is before the served model's training date "
+                    f"{part.model.as_of:%Y-%m-%d}; decisions as of then would see later data"
+                )
 
     # -- decisions ----------------------------------------------------------------------------
-    def arm(self, member_id: int) -> str:
+    def arm(self, member_id: int, plan: DayPlan) -> str:
         s = self.settings
-        challenger = s.challenger_share if "challenger" in self.models else 0.0
+        challenger = s.challenger_share if "challenger" in plan.arms else 0.0
         return arm_of(member_id, salt=s.experiment_salt, holdout_share=s.holdout_share,
                       challenger_share=challenger)  # fmt: skip
 
@@ -223,30 +141,33 @@ class OfferService:
         at: datetime,
         channel: str,
         limit: int | None,
-        days: dict[str, DayPlans],
-        models: dict[str, ModelState],
+        plan: DayPlan,
     ) -> list[MemberOffers]:
-        """Decide for each member in its arm (``days`` has each arm's plans for ``at``)."""
+        """Decide for each member in its arm from ``plan`` (the plan of ``at``'s day)."""
+        if channel not in plan.arms["champion"].plans:
+            command = plan_command(self.settings.data_dir, plan.day, self.settings.plan_dir)
+            raise PlanMissingError(
+                f"the plan for {plan.day:%Y-%m-%d} has no {channel!r} channel (planned: "
+                f"{', '.join(plan.arms['champion'].plans)}); plan every channel with: {command}"
+            )
         midnight = datetime.combine(at.date(), datetime.min.time())
-        arms = {m: self.arm(m) for m in member_ids}
+        arms = {m: self.arm(m, plan) for m in member_ids}
         served = [m for m in member_ids if arms[m] != "holdout"]
         contacts = self.store.member_contacts(served, at=at, sent_before=midnight) if served else {}
         prefix = f"{at:%Y%m%d}-{channel}"
         out: list[MemberOffers] = []
         for member_id in member_ids:
             arm = arms[member_id]
-            state = models.get(arm, models["champion"])
-            day = days.get(arm, days["champion"])
-            known = member_id in day.known_members
+            source = arm if arm in plan.arms else "champion"
+            model = plan.arms[source].model
             if arm == "holdout":
-                out.append(MemberOffers(member_id, arm, not known, [], day, state))
+                out.append(MemberOffers(member_id, arm, not plan.knows(member_id), [], plan, model))
                 continue
-            plan = day.plans[channel]
-            rows = plan.rows_of(member_id) if known else plan.rows_of(COLD_MEMBER)
+            rows_of, rows, known = plan.rows(source, channel, member_id)
             decided = decide_member(
-                plan, member_id, self.policy, at=at, contacts=contacts[member_id],
+                rows_of, member_id, self.policy, at=at, contacts=contacts[member_id],
                 rng=HashDraws(f"{prefix}-{member_id}", self.policy.seed),
-                model_version=state.version,
+                model_version=model.version,
                 decision_prefix=prefix, closed_campaigns=self.closed_campaigns, rows=rows,
             )  # fmt: skip
             if limit is not None:
@@ -256,7 +177,7 @@ class OfferService:
                 for d in decided
             ]
             cold = not known or any(d.cold_start for d in decided)
-            out.append(MemberOffers(member_id, arm, cold, decided, day, state))
+            out.append(MemberOffers(member_id, arm, cold, decided, plan, model))
         return out
 
     async def record(self, answers: list[MemberOffers], at: datetime) -> int:

@@ -22,13 +22,13 @@ runner = CliRunner()
         ({"NBO_API_KEYS": '{"k": "boss"}'}, "NBO_API_KEYS"),
         ({"NBO_API_KEYS": "not json"}, "NBO_API_KEYS"),
         ({"NBO_API_KEYS": '{"k": "admin"}', "NBO_HOLDOUT_SHARE": "2"}, "NBO_HOLDOUT_SHARE"),
-        ({"NBO_API_KEYS": '{"k": "admin"}', "NBO_DATA_DIR": "/nowhere"}, "/nowhere"),
+        ({"NBO_API_KEYS": '{"k": "admin"}', "NBO_PLAN_DIR": "/nowhere"}, "/nowhere"),
     ],
 )
 def test_serve_refuses_bad_settings_with_exit_2(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
 ) -> None:
-    for name in ("NBO_API_KEYS", "NBO_DATA_DIR", "NBO_HOLDOUT_SHARE"):
+    for name in ("NBO_API_KEYS", "NBO_PLAN_DIR", "NBO_HOLDOUT_SHARE"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -38,15 +38,32 @@ def test_serve_refuses_bad_settings_with_exit_2(
     assert "Traceback" not in result.output
 
 
-def test_serve_names_a_missing_model(
-    monkeypatch: pytest.MonkeyPatch, tiny_club: Path, tmp_path: Path
+def test_serve_names_a_missing_plan_directory_with_the_command_that_makes_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("NBO_API_KEYS", '{"k": "admin"}')
-    monkeypatch.setenv("NBO_DATA_DIR", str(tiny_club))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    result = runner.invoke(app, ["serve", "--port", "1"])
+    monkeypatch.setenv("NBO_TODAY", "2024-04-01")
+    nowhere = tmp_path / "plans"
+    result = runner.invoke(
+        app, ["serve", "--port", "1", "--plans", str(nowhere), "--data", "data/club"]
+    )
     assert result.exit_code == 2
-    assert "champion" in result.output
+    assert str(nowhere) in result.output
+    assert f"nbo plan --data data/club --day 2024-04-01 --out {nowhere}" in result.output
+
+
+def test_serve_refuses_a_plan_made_under_another_policy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from nbo.plans import write_day
+    from tests.plans.test_store import DAY, day_plan, tiny_plan
+
+    write_day(day_plan(tiny_plan([-1, 1, 2])), tmp_path, policy={"digest": "sha256:other"})
+    monkeypatch.setenv("NBO_API_KEYS", '{"k": "admin"}')
+    monkeypatch.setenv("NBO_TODAY", f"{DAY}")
+    result = runner.invoke(app, ["serve", "--port", "1", "--plans", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "another policy" in result.output and "--policy" in result.output
 
 
 def test_experiment_report_per_arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

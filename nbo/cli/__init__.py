@@ -54,7 +54,7 @@ def demo_cmd(
     serve: Annotated[bool, typer.Option(help="End with the offer service running.")] = True,
 ) -> None:
     """The main job on the embedded default: import Complete Journey, validate, describe, train,
-    promote, evaluate and decide every member's offers."""
+    promote, evaluate, decide every member's offers, and plan the day the service serves."""
     if not (data_dir / "manifest.json").is_file():
         import_completejourney_cmd(data_dir, overwrite=False)
     else:
@@ -70,6 +70,7 @@ def demo_cmd(
     decide.decide_cmd(
         data_dir, as_of, Path("data/decisions.parquet"), model=models.DEFAULT_MODEL, examples=3
     )
+    plan.plan_cmd(data_dir, as_of, DEMO_PLANS, model=models.DEFAULT_MODEL)
     console.print(
         "\nOpen the MLflow UI on the local store:\n"
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{Path.cwd() / 'mlflow.db'}",
@@ -80,6 +81,7 @@ def demo_cmd(
 
 
 DEMO_KEY = "demo-key"
+DEMO_PLANS = Path("data/plans")
 
 
 def _serve_demo(data_dir: Path, as_of: str, port: int) -> None:
@@ -89,7 +91,6 @@ def _serve_demo(data_dir: Path, as_of: str, port: int) -> None:
     from nbo.cli import serve
 
     os.environ.setdefault("NBO_API_KEYS", f'{{"{DEMO_KEY}": "admin"}}')
-    os.environ.setdefault("NBO_DATA_DIR", str(data_dir))
     os.environ.setdefault("NBO_TODAY", as_of)
     decided = pl.read_parquet("data/decisions.parquet", columns=["member_id", "offer_id"])
     member, offer = (
@@ -98,7 +99,7 @@ def _serve_demo(data_dir: Path, as_of: str, port: int) -> None:
     base = f"http://127.0.0.1:{port}/v1"
     key = f"-H 'X-API-Key: {DEMO_KEY}'"
     console.print(
-        "\nStarting the offer service on the champion (Ctrl-C stops it). Once it prints "
+        f"\nStarting the offer service on the plan for {as_of} (Ctrl-C stops it). Once it prints "
         "'ready', try:\n"
         f"  curl {base}/readyz\n"
         f"  curl {key} {base}/members/{member}/offers\n"
@@ -118,7 +119,7 @@ def _serve_demo(data_dir: Path, as_of: str, port: int) -> None:
         markup=False,
         soft_wrap=True,
     )
-    serve.serve_cmd(port=port)
+    serve.serve_cmd(port=port, plans=DEMO_PLANS, data=data_dir)
 
 
 def thread_defaults(args: list[str]) -> dict[str, str]:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from nbo.plans import MAX_RECOMMENDATIONS
 from nbo.serving.deps import ReaderService
-from nbo.serving.plans import MAX_RECOMMENDATIONS
-from nbo.serving.routes.offers import ERRORS, AtQuery, MemberPath, day_plans_for
+from nbo.serving.routes.offers import ERRORS, AtQuery, MemberPath, plan_for
 from nbo.serving.schemas import (
     Campaign,
     CampaignList,
@@ -27,8 +27,7 @@ router = APIRouter(prefix="/v1", tags=["catalogue"])
 async def list_offers(service: ReaderService, at: AtQuery = None) -> OfferList:
     """Offers valid at ``at`` (their campaign's window holds the day)."""
     when = service.resolve_at(at)
-    _, days = await day_plans_for(service, when)
-    info = days["champion"].offer_info.values()
+    info = (await plan_for(service, when)).offer_info.values()
     return OfferList(at=when, offers=[OfferInfo.model_validate(row) for row in info])
 
 
@@ -36,8 +35,7 @@ async def list_offers(service: ReaderService, at: AtQuery = None) -> OfferList:
 async def list_campaigns(service: ReaderService, at: AtQuery = None) -> CampaignList:
     """Campaigns running at ``at``."""
     when = service.resolve_at(at)
-    _, days = await day_plans_for(service, when)
-    rows = days["champion"].campaigns.iter_rows(named=True)
+    rows = (await plan_for(service, when)).campaigns.iter_rows(named=True)
     return CampaignList(
         at=when,
         campaigns=[
@@ -68,16 +66,16 @@ async def recommendations(
 ) -> RecommendationsResponse:
     """The products the member is likely to buy next, with a reason each."""
     when = service.resolve_at(at)
-    models, days = await day_plans_for(service, when)
-    arm = service.arm(member_id)
-    day = days.get(arm, days["champion"])
-    rows = day.recommendations.get(member_id)
+    plan = await plan_for(service, when)
+    arm = service.arm(member_id, plan)
+    source = arm if arm in plan.arms else "champion"
+    rows = plan.recommendations(source, member_id)
     cold = rows is None or any(bool(r["cold_start"]) for r in rows)
-    chosen = (rows if rows is not None else day.cold_recommendations)[:k]
+    chosen = (rows if rows is not None else plan.cold_recommendations(source))[:k]
     return RecommendationsResponse(
         member_id=member_id,
         at=when,
         cold_start=cold,
-        model_version=models.get(arm, models["champion"]).version,
+        model_version=plan.arms[source].model.version,
         products=[Recommendation.model_validate(r) for r in chosen],
     )

@@ -9,16 +9,16 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
 
+from nbo.plans import DayPlan
 from nbo.serving.deps import ReaderService
 from nbo.serving.metrics import DECISIONS
-from nbo.serving.plans import DayPlans
 from nbo.serving.schemas import (
     BatchOffersRequest,
     BatchOffersResponse,
     MemberOffersResponse,
     Problem,
 )
-from nbo.serving.state import MemberOffers, ModelState, OfferService
+from nbo.serving.state import MemberOffers, OfferService
 
 __all__ = [
     "CHANNEL_MAX_LENGTH",
@@ -26,15 +26,16 @@ __all__ = [
     "LIMIT_MAX",
     "MEMBER_MAX",
     "ROUTE",
-    "day_plans_for",
     "member_offers_body",
+    "plan_for",
     "router",
 ]
 
 router = APIRouter(prefix="/v1", tags=["offers"])
 ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem},
-    503: {"model": Problem},
+    401: {"model": Problem}, 403: {"model": Problem},
+    409: {"model": Problem, "description": "no plan for the day: the detail names the command"},
+    422: {"model": Problem}, 503: {"model": Problem},
 }  # fmt: skip
 ROUTE = "/v1/members/{member_id}/offers"
 MEMBER_MAX = 2**63 - 1
@@ -47,23 +48,20 @@ AtQuery = Annotated[
 ]
 
 
-async def day_plans_for(
-    service: OfferService, when: datetime
-) -> tuple[dict[str, ModelState], dict[str, DayPlans]]:
-    """The models served now and each one's plans for ``when``'s day (built if new)."""
-    models = service.models
-    days: dict[str, DayPlans] = {}
-    for arm, state in models.items():
-        service.check_at(state, when)
-        day = service.cached(state, when.date())
-        if day is None:
-            day = await run_in_threadpool(service.day_plans, state, when.date())
-        days[arm] = day
-    return models, days
+async def plan_for(service: OfferService, when: datetime) -> DayPlan:
+    """The plan of ``when``'s day (mapped from the plan directory if new); 409 without one."""
+    plan = service.plans.cached(when.date())
+    if plan is None:
+        today = service.plans.cached(service.today())
+        if today is not None:  # a day before the served models' training: 422, not a plan
+            service.check_at(today, when)
+        plan = await run_in_threadpool(service.plans.get, when.date())
+    service.check_at(plan, when)
+    return plan
 
 
 def _response(answer: MemberOffers, when: datetime, channel: str) -> MemberOffersResponse:
-    info = answer.day.offer_info if answer.day is not None else {}
+    info = answer.day.offer_info
     offers = []
     for d in answer.decisions:
         meta = info.get(d.offer_id, {})
@@ -116,8 +114,8 @@ async def _decide(
 ) -> tuple[datetime, list[MemberOffers]]:
     when = service.resolve_at(at)
     service.policy.check_channel(channel)
-    models, days = await day_plans_for(service, when)
-    args = (member_ids, when, channel, limit, days, models)
+    plan = await plan_for(service, when)
+    args = (member_ids, when, channel, limit, plan)
     answers = await run_in_threadpool(service.decide, *args) if in_thread else service.decide(*args)
     try:
         await service.record(answers, when)

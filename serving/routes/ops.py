@@ -1,8 +1,9 @@
-"""Operations: health, readiness, metrics, and switching to the current champion."""
+"""Operations: health, readiness, metrics, and reading a replaced plan."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from nbo.plans import plan_command
 from nbo.serving.deps import AdminService
 from nbo.serving.metrics import CONTENT_TYPE_LATEST, render
 from nbo.serving.routes.offers import ERRORS
@@ -28,14 +30,21 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "not ready"}})
 async def readyz(request: Request) -> JSONResponse:
-    """Ready: a model is loaded and the history database answers."""
+    """Ready: today's plan is mapped and the history database answers."""
     service = getattr(request.app.state, "service", None)
     body: dict[str, Any] = {"status": "ready"}
     code = status.HTTP_200_OK
+    plan = service.plans.cached(service.today()) if service is not None else None
     if service is None or not service.ready:
         body, code = {"status": "loading"}, status.HTTP_503_SERVICE_UNAVAILABLE
+    elif plan is None:
+        settings = service.settings
+        command = plan_command(settings.data_dir, service.today(), settings.plan_dir)
+        body = {"status": "no plan", "detail": f"no plan for today; make it with: {command}"}
+        code = status.HTTP_503_SERVICE_UNAVAILABLE
     else:
-        body["models"] = {arm: state.uri for arm, state in service.models.items()}
+        body["plan"] = {"day": plan.day.isoformat(), "plan_id": plan.manifest.get("plan_id")}
+        body["models"] = {arm: part.model.uri for arm, part in plan.arms.items()}
         try:
             await run_in_threadpool(service.store.ping)
         except Exception as exc:  # any driver error means not ready
@@ -50,21 +59,23 @@ async def metrics() -> Response:
     return Response(render(), media_type=CONTENT_TYPE_LATEST)
 
 
-def write_reload_file(path: Path, uri: str) -> None:
-    """Atomically write the URI every worker should serve (they watch this file)."""
+def write_reload_file(path: Path) -> None:
+    """Atomically write a new token into the file every worker watches: they read their plans
+    again when it changes."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(uri)
+    tmp.write_text(f"{time.time_ns()}-{os.getpid()}")
     tmp.replace(path)
 
 
 @router.post("/admin/reload", response_model=ReloadResponse, responses=ERRORS)
 async def reload(service: AdminService) -> ReloadResponse:
-    """Load the registry's current champion (and challenger) and switch to it.
+    """Read today's plan again, if ``nbo plan`` replaced it, and serve it.
 
-    Requests in flight finish on the model they started with. With several workers, the others
+    Workers also pick up a new or replaced plan by themselves within ``NBO_PLAN_CHECK_SECONDS``.
+    Requests in flight finish on the plan they started with. With several workers, the others
     follow within a second or two (they watch the reload file).
     """
     models = await run_in_threadpool(service.reload)
     if service.settings.reload_file is not None:
-        write_reload_file(service.settings.reload_file, models["champion"])
+        write_reload_file(service.settings.reload_file)
     return ReloadResponse(models=models)

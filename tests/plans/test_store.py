@@ -154,7 +154,7 @@ def test_a_read_plan_decides_every_member_as_the_plan_in_memory(
             )
 
 
-def _plan(members: list[int], channel: str = "email") -> Plan:
+def tiny_plan(members: list[int], channel: str = "email") -> Plan:
     n = len(members)
     columns = {"offer_code": np.zeros(n, dtype=np.int64), "p_redeem": np.linspace(0, 1, n)}
     return Plan(DAY, channel, np.array(members, dtype=np.int64), np.arange(n + 1), columns,
@@ -162,7 +162,7 @@ def _plan(members: list[int], channel: str = "email") -> Plan:
 
 
 def test_a_day_round_trips_with_its_manifest(tmp_path: Path) -> None:
-    written = day_plan(_plan([COLD_MEMBER, 3, 5, 8, 13]), shards=2)
+    written = day_plan(tiny_plan([COLD_MEMBER, 3, 5, 8, 13]), shards=2)
     folder = write_day(written, tmp_path, policy={"digest": "sha256:x"}, data={"cut": "d"})
     manifest = read_manifest(tmp_path, DAY)
     assert manifest is not None and folder.name == f".{DAY}.{manifest['plan_id']}"
@@ -192,9 +192,9 @@ def test_a_day_round_trips_with_its_manifest(tmp_path: Path) -> None:
 def test_planning_again_replaces_the_day_whole_and_a_failed_run_leaves_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_day(day_plan(_plan([COLD_MEMBER, 1, 2])), tmp_path)
+    write_day(day_plan(tiny_plan([COLD_MEMBER, 1, 2])), tmp_path)
     first = read_day(tmp_path, DAY)
-    write_day(day_plan(_plan([COLD_MEMBER, 1, 2, 3])), tmp_path)
+    write_day(day_plan(tiny_plan([COLD_MEMBER, 1, 2, 3])), tmp_path)
     second = read_day(tmp_path, DAY)
     assert second.manifest["plan_id"] != first.manifest["plan_id"]
     assert second.knows(3) and not first.knows(3)
@@ -215,7 +215,7 @@ def test_planning_again_replaces_the_day_whole_and_a_failed_run_leaves_it(
 
     monkeypatch.setattr(plan_store, "write_arrays", failing)
     with pytest.raises(OSError, match="disk full"):
-        write_day(day_plan(_plan([COLD_MEMBER, 7])), tmp_path)
+        write_day(day_plan(tiny_plan([COLD_MEMBER, 7])), tmp_path)
     kept = read_day(tmp_path, DAY)
     assert kept.manifest["plan_id"] == second.manifest["plan_id"] and kept.knows(3)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{DAY}", *hidden])
@@ -229,7 +229,7 @@ def test_a_day_without_a_plan_names_the_command_that_makes_it(tmp_path: Path) ->
 
 
 def test_an_unreadable_plan_is_a_plan_error(tmp_path: Path) -> None:
-    folder = write_day(day_plan(_plan([COLD_MEMBER, 1])), tmp_path)
+    folder = write_day(day_plan(tiny_plan([COLD_MEMBER, 1])), tmp_path)
     (folder / "champion" / "email" / "00000" / "columns.arrow").write_bytes(b"not arrow")
     with pytest.raises(PlanError, match="unreadable") as broken:
         read_day(tmp_path, DAY)
@@ -240,5 +240,5 @@ def test_an_unreadable_plan_is_a_plan_error(tmp_path: Path) -> None:
 def test_a_folder_in_place_of_the_link_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / f"{DAY}").mkdir()
     with pytest.raises(PlanError, match="not a plan link"):
-        write_day(day_plan(_plan([COLD_MEMBER, 1])), tmp_path)
+        write_day(day_plan(tiny_plan([COLD_MEMBER, 1])), tmp_path)
     assert os.listdir(tmp_path) == [f"{DAY}"]

@@ -6,13 +6,14 @@ import json
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, time
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.serving.conftest import ADMIN, READER, TODAY, WRITER
+from tests.serving.conftest import ADMIN, READER, TODAY, WRITER, make_plan, planned_members
 
 pytestmark = pytest.mark.slow  # the registry fixture trains a model
 
@@ -23,8 +24,7 @@ def _db(client: TestClient) -> sqlite3.Connection:
 
 
 def _known_member_with_offers(client: TestClient, which: int = 0) -> int:
-    plan = client.app.state.service.models["champion"].days[TODAY].plans["email"]  # type: ignore[attr-defined]
-    return int(plan.member_ids[plan.member_ids >= 0][which])
+    return planned_members(client)[which]
 
 
 def _at(hour: int, minute: int = 0) -> str:
@@ -198,14 +198,33 @@ def test_holdout_members_get_no_offers_and_are_recorded(
         ).fetchone() == ("holdout",)
 
 
-def test_challenger_arm_is_served_and_recorded(make_client: Callable[..., TestClient]) -> None:
-    service = make_client(challenger_share=1.0, challenger_uri="models:/nbo/1")
+def test_challenger_arm_is_served_and_recorded(
+    make_client: Callable[..., TestClient],
+    registry: str,
+    synth_club: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    plans = make_plan(registry, synth_club, tmp_path_factory.mktemp("challenger") / "plans",
+                      "--challenger", "models:/nbo/1")  # fmt: skip
+    service = make_client(challenger_share=1.0, plan_dir=plans)
     member = _known_member_with_offers(service)
     body = service.get(f"/v1/members/{member}/offers", headers=READER).json()
     assert body["arm"] == "challenger" and body["offers"]
     with _db(service) as db:
         arms = {r[0] for r in db.execute("SELECT arm FROM decisions WHERE member_id=?", (member,))}
     assert arms == {"challenger"}
+    assert service.get("/v1/readyz").json()["models"] == {
+        "champion": "models:/nbo/1", "challenger": "models:/nbo/1",
+    }  # fmt: skip
+
+
+def test_a_challenger_share_without_a_planned_challenger_is_served_by_the_champion(
+    make_client: Callable[..., TestClient],
+) -> None:
+    service = make_client(challenger_share=1.0)
+    member = _known_member_with_offers(service)
+    body = service.get(f"/v1/members/{member}/offers", headers=READER).json()
+    assert body["arm"] == "champion" and body["offers"]
 
 
 def test_reload_and_metrics(client: TestClient) -> None:

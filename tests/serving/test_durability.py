@@ -160,11 +160,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_acknowledged_events_survive_sigkill(
-    database_url: str, synth_club: Path, registry: str, tmp_path: Path
+    database_url: str, synth_club: Path, plan_dir: Path, tmp_path: Path
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBO_")}
     env |= {
-        "MLFLOW_TRACKING_URI": registry,
+        "NBO_PLAN_DIR": str(plan_dir),
         "NBO_DATA_DIR": str(synth_club),
         "NBO_TODAY": "2024-04-01",
         "NBO_DATABASE_URL": database_url,

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbo.serving import fastpath
-from tests.serving.conftest import ADMIN, READER, TODAY, WRITER
+from tests.serving.conftest import ADMIN, READER, TODAY, WRITER, planned_members
 
 pytestmark = pytest.mark.slow  # the registry fixture trains a model
 
@@ -60,8 +60,7 @@ def requests(draw: st.DrawFn, members: list[str]) -> tuple[str, dict[str, str]]:
 
 
 def _members(client: TestClient) -> list[str]:
-    plan = client.app.state.service.models["champion"].days[TODAY].plans["email"]  # type: ignore[attr-defined]
-    return [str(m) for m in plan.member_ids[plan.member_ids >= 0][:40]]
+    return [str(m) for m in planned_members(client)[:40]]
 
 
 def _answer(client: TestClient, path: str, headers: dict[str, str], fast: bool) -> Any:

@@ -1,4 +1,4 @@
-"""Hot reload on a real server with two workers: no request fails, both workers follow."""
+"""A replaced plan on a real server with two workers: no request fails, both workers follow."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from nbo.serving.process import ServeProcess, free_port
-from tests.serving.conftest import wait_ready
+from tests.serving.conftest import make_plan, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -47,16 +47,19 @@ def _connections_per_worker(server: ServeProcess, clients: int) -> list[int]:
 
 
 def test_reload_switches_every_worker_without_failing_a_request(
-    registry: str, synth_club: Path, tmp_path: Path
+    registry: str, synth_club: Path, plan_dir: Path, tmp_path: Path
 ) -> None:
     store = tmp_path / "mlflow.db"  # a copy: the session's registry keeps its champion
     shutil.copy(registry.removeprefix("sqlite:///"), store)
     uri = f"sqlite:///{store}"
+    plans = tmp_path / "plans"
+    shutil.copytree(plan_dir, plans, symlinks=True)
     env = {
-        "PATH": str(Path(sys.executable).parent), "MLFLOW_TRACKING_URI": uri,
+        "PATH": str(Path(sys.executable).parent), "NBO_PLAN_DIR": str(plans),
         "NBO_DATA_DIR": str(synth_club), "NBO_TODAY": "2024-04-01",
         "NBO_DATABASE_URL": f"sqlite:///{tmp_path / 'nbo.db'}", "NBO_API_KEYS": json.dumps(KEYS),
         "NBO_HOLDOUT_SHARE": "0", "OPENBLAS_NUM_THREADS": "1",
+        "NBO_PLAN_CHECK_SECONDS": "3600",  # only the reload makes a worker look
     }  # fmt: skip
     server = ServeProcess(env, tmp_path, args=("--workers", "2"))
     statuses: list[int] = []
@@ -85,6 +88,7 @@ def test_reload_switches_every_worker_without_failing_a_request(
         threads = [threading.Thread(target=load) for _ in range(4)]
         for thread in threads:
             thread.start()
+        make_plan(uri, synth_club, plans)  # the new champion's plan replaces today's
         time.sleep(1.0)
         with httpx.Client(base_url=server.base_url, timeout=120.0) as http:
             denied = http.post("/v1/admin/reload", headers={"X-API-Key": "reload-reader"})
@@ -112,14 +116,15 @@ def test_reload_switches_every_worker_without_failing_a_request(
 
 
 def test_a_worker_that_cannot_start_stops_the_service_with_its_reason(
-    registry: str, synth_club: Path, tmp_path: Path
+    plan_dir: Path, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "club"  # passes the command's check (a manifest), not the worker's
-    broken.mkdir()
-    shutil.copy(synth_club / "manifest.json", broken / "manifest.json")
+    plans = tmp_path / "plans"  # passes the command's check (a manifest), not the worker's
+    shutil.copytree(plan_dir, plans, symlinks=True)
+    for columns in (plans / "2024-04-01").resolve().glob("champion/email/*/columns.arrow"):
+        columns.write_bytes(b"not arrow")
     env = {
-        "PATH": str(Path(sys.executable).parent), "MLFLOW_TRACKING_URI": registry,
-        "NBO_DATA_DIR": str(broken), "NBO_DATABASE_URL": f"sqlite:///{tmp_path / 'nbo.db'}",
+        "PATH": str(Path(sys.executable).parent), "NBO_PLAN_DIR": str(plans),
+        "NBO_TODAY": "2024-04-01", "NBO_DATABASE_URL": f"sqlite:///{tmp_path / 'nbo.db'}",
         "NBO_API_KEYS": json.dumps(KEYS),
     }  # fmt: skip
     command = [str(Path(sys.executable).with_name("nbo")), "serve", "--port", str(free_port()),
@@ -127,4 +132,4 @@ def test_a_worker_that_cannot_start_stops_the_service_with_its_reason(
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert done.returncode == 2, done.stderr
-    assert "the service did not start" in done.stderr and "no club dataset" in done.stderr
+    assert "the service did not start" in done.stderr and "unreadable" in done.stderr

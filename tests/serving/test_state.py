@@ -1,37 +1,42 @@
-"""The offer service's day plans: the next day is planned ahead of its first request."""
+"""The service reads day plans: 409 for a day without one, new and replaced plans picked up."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from nbo.serving.state import OfferService, day_to_plan_ahead
+from nbo.plans import read_day, read_manifest, write_day
+from nbo.serving.state import OfferService
 
-from .conftest import READER
+from .conftest import ADMIN, READER, TODAY, planned_members
 
-HOUR = timedelta(hours=1)
+pytestmark = pytest.mark.slow  # the registry fixture trains a model
+LATER = TODAY + timedelta(days=3)
 
 
-@pytest.mark.parametrize(
-    ("now", "lead", "due"),
-    [
-        (datetime(2026, 12, 2, 22, 59, 59), HOUR, None),
-        (datetime(2026, 12, 2, 23, 0, 0), HOUR, date(2026, 12, 3)),
-        (datetime(2026, 12, 2, 23, 59, 59), HOUR, date(2026, 12, 3)),
-        (datetime(2026, 12, 3, 0, 0, 0), HOUR, None),  # the day has turned: planned by now
-        (datetime(2026, 12, 31, 23, 30), HOUR, date(2027, 1, 1)),
-        (datetime(2026, 12, 2, 0, 0, 1), timedelta(days=1), date(2026, 12, 3)),
-        (datetime(2026, 12, 2, 23, 59, 59), timedelta(0), None),
-    ],
-)
-def test_the_next_day_is_due_within_the_lead_of_its_midnight(
-    now: datetime, lead: timedelta, due: date | None
-) -> None:
-    assert day_to_plan_ahead(now, lead) == due
+@pytest.fixture()
+def plans(plan_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the session's plan directory, for a test to add and replace plans in."""
+    copy = tmp_path / "plans"
+    shutil.copytree(plan_dir, copy, symlinks=True)
+    return copy
+
+
+def copy_day(plans: Path, day: date, **manifest: object) -> str:
+    """TODAY's plan written again as ``day``'s (another plan id); returns the plan id."""
+    today = read_day(plans, TODAY)
+    policy = manifest.pop("policy", today.manifest["policy"])
+    write_day(replace(today, day=day), plans, policy=policy, **manifest)
+    written = read_manifest(plans, day)
+    assert written is not None
+    return str(written["plan_id"])
 
 
 def _service(client: TestClient) -> OfferService:
@@ -39,37 +44,108 @@ def _service(client: TestClient) -> OfferService:
     return service
 
 
-def test_a_worker_plans_tomorrow_before_it_is_asked(
-    make_client: Callable[..., TestClient],
+def _at(day: date) -> dict[str, str]:
+    return {"at": datetime.combine(day, datetime.min.time()).replace(hour=10).isoformat()}
+
+
+def test_a_day_without_a_plan_is_a_409_naming_the_command(
+    make_client: Callable[..., TestClient], plans: Path, synth_club: Path
 ) -> None:
-    client = make_client(today=None, plan_ahead_minutes=1440)  # always due: plan at start-up
-    service = _service(client)
-    champion = service.models["champion"]
-    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
-    deadline = time.monotonic() + 120
-    while service.cached(champion, tomorrow) is None:
-        assert time.monotonic() < deadline, "tomorrow's plans were not built ahead"
+    client = make_client(plan_dir=plans)
+    command = f"nbo plan --data {synth_club} --day {LATER} --out {plans}"
+    for method, path, body in [
+        ("get", "/v1/members/1/offers", None),
+        ("get", "/v1/members/1/recommendations", None),
+        ("get", "/v1/offers", None),
+        ("get", "/v1/campaigns", None),
+        ("post", "/v1/offers/batch", {"member_ids": [1, 2], "at": _at(LATER)["at"]}),
+    ]:
+        if body is None:
+            response = client.get(path, params=_at(LATER), headers=READER)
+        else:
+            response = client.post(path, json=body, headers=READER)
+        assert response.status_code == 409, (method, path, response.text)
+        assert command in response.json()["detail"], response.json()
+    # the fast path answers the same 409
+    assert client.get("/v1/members/1/offers", params=_at(LATER), headers=READER).json() == {
+        "detail": f"no plan for {LATER} in {plans}; make it with: {command}"
+    }
+
+
+def test_a_new_days_plan_is_served_once_it_appears(
+    make_client: Callable[..., TestClient], plans: Path
+) -> None:
+    client = make_client(plan_dir=plans)
+    members = planned_members(client)[:10]
+    url = f"/v1/members/{members[0]}/offers"
+    assert client.get(url, params=_at(LATER), headers=READER).status_code == 409
+    copy_day(plans, LATER)
+    answers = [client.get(f"/v1/members/{m}/offers", params=_at(LATER), headers=READER)
+               for m in members]  # fmt: skip
+    assert all(a.status_code == 200 for a in answers), answers[0].text
+    ids = [o["decision_id"] for a in answers for o in a.json()["offers"]]
+    assert ids and all(i.startswith(f"{LATER:%Y%m%d}-email-") for i in ids)
+
+
+def test_a_replaced_plan_is_picked_up_by_the_watch_and_on_reload(
+    make_client: Callable[..., TestClient], plans: Path
+) -> None:
+    client = make_client(plan_dir=plans, plan_check_seconds=1.0)
+    first = client.get("/v1/readyz").json()["plan"]["plan_id"]
+    second = copy_day(plans, TODAY)  # nbo plan run again for the same day
+    deadline = time.monotonic() + 30
+    while client.get("/v1/readyz").json()["plan"]["plan_id"] != second:
+        assert time.monotonic() < deadline, "the replaced plan was not picked up"
         time.sleep(0.2)
-    planned = service.cached(champion, tomorrow)
-    assert planned is not None and planned.day == tomorrow
-    # a request for tomorrow is answered from those plans, not a new build
-    at = datetime.combine(tomorrow, datetime.min.time()) + timedelta(hours=9)
-    response = client.get("/v1/members/1/offers", params={"at": at.isoformat()}, headers=READER)
-    assert response.status_code == 200, response.text
-    assert service.cached(champion, tomorrow) is planned
-    # calling again builds nothing new
-    assert service.plan_ahead(at - timedelta(hours=10)) == tomorrow
-    assert service.cached(champion, tomorrow) is planned
+    assert second != first
+    slow = make_client(plan_dir=plans, plan_check_seconds=3600)  # only a reload looks
+    third = copy_day(plans, TODAY)
+    assert slow.get("/v1/readyz").json()["plan"]["plan_id"] == second
+    reloaded = slow.post("/v1/admin/reload", headers=ADMIN)
+    assert reloaded.status_code == 200 and reloaded.json() == {
+        "models": {"champion": "models:/nbo/1"}
+    }
+    assert slow.get("/v1/readyz").json()["plan"]["plan_id"] == third
+    assert slow.get("/v1/members/1/offers", headers=READER).status_code == 200
 
 
-def test_no_plan_ahead_when_it_is_off_or_the_day_is_fixed(
-    make_client: Callable[..., TestClient],
+def test_a_plan_made_under_another_policy_is_not_served(
+    make_client: Callable[..., TestClient], plans: Path
 ) -> None:
-    late = datetime.combine(datetime.now(UTC).date(), datetime.min.time()) + timedelta(
-        hours=23, minutes=59
+    copy_day(plans, LATER, policy={"file": "other.yaml", "digest": "sha256:another"})
+    client = make_client(plan_dir=plans)
+    response = client.get("/v1/members/1/offers", params=_at(LATER), headers=READER)
+    assert response.status_code == 409
+    assert "another policy" in response.json()["detail"] and "--policy" in response.json()["detail"]
+
+
+def test_a_channel_left_out_of_the_plan_is_a_409(
+    make_client: Callable[..., TestClient], plans: Path
+) -> None:
+    today = read_day(plans, TODAY)
+    champion = today.arms["champion"]
+    email_only = replace(
+        champion,
+        plans={"email": champion.plans["email"]},
+        cold={"email": champion.cold["email"]},
     )
-    tomorrow = late.date() + timedelta(days=1)
-    for client in (make_client(today=None, plan_ahead_minutes=0), make_client()):
-        service = _service(client)
-        assert service.plan_ahead(late) is None
-        assert service.cached(service.models["champion"], tomorrow) is None
+    write_day(replace(today, day=LATER, arms={"champion": email_only}), plans,
+              policy=today.manifest["policy"])  # fmt: skip
+    client = make_client(plan_dir=plans)
+    assert client.get("/v1/members/1/offers", params=_at(LATER), headers=READER).is_success
+    app = client.get("/v1/members/1/offers", params=_at(LATER) | {"channel": "app"},
+                     headers=READER)  # fmt: skip
+    assert app.status_code == 409 and "no 'app' channel" in app.json()["detail"]
+
+
+def test_without_todays_plan_the_service_starts_not_ready_and_answers_409(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    client = make_client(plan_dir=empty)
+    ready = client.get("/v1/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "no plan"
+    assert "nbo plan --data" in ready.json()["detail"]
+    assert client.get("/v1/members/1/offers", headers=READER).status_code == 409
+    assert client.post("/v1/admin/reload", headers=ADMIN).status_code == 409
