@@ -1,16 +1,16 @@
 """Benchmark ``nbo serve``: online offers under wrk, and bulk event ingestion into PostgreSQL.
 
-Scenario A: the Complete Journey champion served by ``nbo serve --workers 2``;
-``GET /v1/members/{id}/offers`` for random Complete Journey member ids, driven by wrk with
-``serve_offers.lua`` (~30 s each, after a warm-up): first 16 connections paced at the target
-rate (1,000 requests/s: the latency a campaign tool sees at that load), then 16 and 256
-connections as fast as they go (the most the service can take, and its latency when
-saturated). Reports requests/s, p50/p99 latency, non-2xx and socket errors/timeouts, and checks
-that every decision served is in the ``decisions`` table (wrk's script collects the decision
-ids it was served, and they are looked up; rows counted). wrk times a request from when it
-is written, so in a paced run a request that waited for a free connection would hide that
-wait: the script counts the requests sent more than 1 ms behind their slot, and the target is
-checked against an upper bound on the p99 of latencies timed from the schedule (see
+Scenario A: the Complete Journey champion's plan (``nbo plan``, not timed) served by
+``nbo serve --workers 2``; ``GET /v1/members/{id}/offers`` for random Complete Journey member ids,
+driven by wrk with ``serve_offers.lua`` (~30 s each, after a warm-up): first 16 connections
+paced at the target rate (1,000 requests/s: the latency a campaign tool sees at that load),
+then 16 and 256 connections as fast as they go (the most the service can take, and its latency
+when saturated). Reports requests/s, p50/p99 latency, non-2xx and socket errors/timeouts, and
+checks that every decision served is in the ``decisions`` table (wrk's script collects the
+decision ids it was served, and they are looked up; rows counted). wrk times a request from
+when it is written, so in a paced run a request that waited for a free connection would hide
+that wait: the script counts the requests sent more than 1 ms behind their slot, and the target
+is checked against an upper bound on the p99 of latencies timed from the schedule (see
 ``serve_offers.lua``), not wrk's own p99.
 
 Scenario B: ``POST /v1/events`` in batches of 1,000 and 10,000 events from a few concurrent
@@ -69,10 +69,30 @@ TARGET_P99_MS = 25.0  # with p99 <= 25 ms
 TARGET_EVENTS_PER_S = 5000.0  # bulk ingestion into PostgreSQL
 
 
-def server_env(mlflow_uri: str, data: Path, database_url: str) -> dict[str, str]:
+def day_plan(mlflow_uri: str, data: Path, run_dir: Path) -> Path:
+    """``nbo plan`` of the registry's champion for TODAY into ``run_dir`` (not timed)."""
+    plans = run_dir / "plans"
+    if (plans / TODAY).exists():
+        return plans
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBO_")}
+    env["MLFLOW_TRACKING_URI"] = mlflow_uri
+    database = f"sqlite:///{run_dir / 'plan.db'}"
+    command = nbo_command("plan", "--data", str(data.resolve()), "--day", TODAY, "--out",
+                          str(plans), "--database-url", database)  # fmt: skip
+    print(f"(not timed) {' '.join(command)} ...", flush=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"nbo plan failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr}"
+        )
+    return plans
+
+
+def server_env(mlflow_uri: str, data: Path, database_url: str, run_dir: Path) -> dict[str, str]:
+    """The server's environment: the plan of TODAY (made here first), keys, the history."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBO_")}
     return env | {
-        "MLFLOW_TRACKING_URI": mlflow_uri,
+        "NBO_PLAN_DIR": str(day_plan(mlflow_uri, data, run_dir)),
         "NBO_DATA_DIR": str(data.resolve()),
         "NBO_TODAY": TODAY,
         "NBO_DATABASE_URL": database_url,
@@ -235,7 +255,7 @@ def offers_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) ->
     rows: list[str] = []
     targets: list[str] = []
     with history_database(args.offers_db, run_dir, args.postgres_url) as database_url:
-        env = server_env(mlflow_uri, args.data, database_url)
+        env = server_env(mlflow_uri, args.data, database_url, run_dir)
         with serving(run_dir / "serve-offers.log", env, args.workers) as server:
             print(f"warm-up: {args.warmup} s at 16 connections (not reported)")
             run_wrk(server.base_url, ids_file, 16, args.warmup, args.wrk_threads)
@@ -361,7 +381,7 @@ def events_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) ->
     rows: list[str] = []
     targets: list[str] = []
     with postgres_database(args.postgres_url) as database_url:
-        env = server_env(mlflow_uri, args.data, database_url)
+        env = server_env(mlflow_uri, args.data, database_url, run_dir)
         with serving(run_dir / "serve-events.log", env, args.workers) as server:
             post_all(server.base_url, event_bodies("warm-up", 2000, 1000, args.data), 2)
             for batch in args.event_batches:
