@@ -214,12 +214,19 @@ class OfferResponse:
 
 
 def pair_matrix(features: pl.DataFrame, campaign_types: list[str]) -> np.ndarray:
-    """A pair model's input: :data:`FEATURES` then one indicator per known campaign type."""
+    """A pair model's input: :data:`FEATURES` then one indicator per known campaign type.
+
+    Rounded to 1e-6: the spend sums behind the features come from parallel group-bys whose
+    float summation order varies from run to run (differences of ~1e-14), and a tree model
+    fitted on such values could split differently; rounded, the same data gives the same
+    model (a difference can still cross a rounding edge, with odds of ~1e-8 per value).
+    """
     types = [
         (pl.col("campaign_type") == t).fill_null(False).cast(pl.Float64).alias(f"type={t}")
         for t in campaign_types
     ]
-    return features.select(*FEATURES, *types).to_numpy().astype(np.float64, copy=False)
+    matrix = features.select(*FEATURES, *types).to_numpy().astype(np.float64, copy=False)
+    return np.round(matrix, 6)
 
 
 def tree_probability(model: HistGradientBoostingClassifier, matrix: np.ndarray) -> np.ndarray:

@@ -206,7 +206,7 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
                 response_features(History.at(history.club, start), group.lazy()).collect()
                 for (start,), group in labelled.group_by("start_date", maintain_order=True)
             ]
-        )
+        ).sort("campaign_id", "member_id", "offer_id")  # the fit sees one row order, always
         self.campaign_types_: list[str] = sorted(
             features["campaign_type"].drop_nulls().unique().to_list()
         )
