@@ -23,7 +23,7 @@ from rich.table import Table
 from nbo.data.io import ClubData
 from nbo.decisioning.policy import load_policy
 from nbo.features.history import as_datetime
-from nbo.pipelines.decision_backtest import decision_backtest, redemption_policy
+from nbo.pipelines.decision_backtest import decision_backtest
 from nbo.pipelines.train import train_bundle
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     club = ClubData(args.data)
     started = time.perf_counter()
     bundle = train_bundle(club, as_datetime(args.as_of))
-    policy = redemption_policy(load_policy(args.policy))
+    policy = load_policy(args.policy).with_objective("redemptions")
     rows = decision_backtest(
         club, bundle, bundle.timing, policy, args.as_of, window_days=args.window_days
     )

@@ -40,7 +40,6 @@ from rich.console import Console
 from rich.table import Table
 
 import nbo
-from nbo.cli.evaluate_report import with_objective
 from nbo.data.io import ClubData
 from nbo.decisioning.policy import Objective, load_policy
 from nbo.evaluation.routine import (
@@ -243,7 +242,7 @@ def main() -> None:
         for objective in args.objectives:
             clock = time.perf_counter()
             batch = decide_batch(
-                club, bundle, with_objective(policy, objective), at=at, channel="email",
+                club, bundle, policy.with_objective(objective), at=at, channel="email",
                 run_id=f"routine-{day}",
             )  # fmt: skip
             decided[objective] = routine_weeks(batch.result.decisions, history)

@@ -15,8 +15,9 @@ coupon of the campaign. Both are scored on what members actually redeemed during
 * ``captured``      the share of all the campaign's redemptions that nbo's short lists cover.
 
 Redemptions are what this back-test can see in the club's data, so it compares like with like
-under the ``redemptions`` objective (:func:`redemption_policy`); the default objective
-(incremental margin) is scored against known counterfactuals in ``benchmarks/incremental.py``.
+under the ``redemptions`` objective (``policy.with_objective("redemptions")``); the default
+objective (incremental margin) is scored against known counterfactuals in
+``benchmarks/incremental.py``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from nbo.pipelines.candidates import (
     build_members,
 )
 
-__all__ = ["decision_backtest", "redemption_policy"]
+__all__ = ["decision_backtest"]
 
 _KEYS = ["member_id", "offer_id"]
 
@@ -53,12 +54,6 @@ def _redeemed(club: ClubData, first_day: date, last_day: date) -> pl.DataFrame:
         .unique()
         .collect()
     )
-
-
-def redemption_policy(policy: Policy) -> Policy:
-    """``policy`` arbitrating on redemptions (what the club's data records)."""
-    economics = policy.economics.model_copy(update={"objective": "redemptions"})
-    return policy.model_copy(update={"economics": economics})
 
 
 def decision_backtest(

@@ -16,7 +16,6 @@ runner = CliRunner()
 def test_evaluate_reports_the_routine_share_of_its_decisions(env: None, synth_club: Path) -> None:
     import mlflow
 
-    from nbo.cli.evaluate_report import with_objective
     from nbo.data.io import ClubData
     from nbo.decisioning.policy import Policy
     from nbo.evaluation.routine import routine_share
@@ -40,7 +39,7 @@ def test_evaluate_reports_the_routine_share_of_its_decisions(env: None, synth_cl
     bundle = load_bundle("models:/nbo@champion")
     club, at = ClubData(synth_club), datetime(2024, 4, 1)
     for objective, suffix in (("incremental_margin", ""), ("revenue", "_revenue")):
-        policy = with_objective(Policy(), objective)
+        policy = Policy().with_objective(objective)
         decisions = decide_batch(
             club, bundle, policy, at=at, channel="email", run_id="evaluate-20240401"
         ).result.decisions

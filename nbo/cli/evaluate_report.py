@@ -22,15 +22,9 @@ if TYPE_CHECKING:
     from nbo.data.io import ClubData
     from nbo.tracking.bundle import Bundle
 
-__all__ = ["COMPARED", "routine_by_objective", "routine_metrics", "routine_table", "with_objective"]
+__all__ = ["COMPARED", "routine_by_objective", "routine_metrics", "routine_table"]
 
 COMPARED: tuple[Objective, ...] = ("revenue",)  # besides the policy's own objective
-
-
-def with_objective(policy: Policy, objective: Objective) -> Policy:
-    """``policy`` arbitrating on ``objective``."""
-    economics = policy.economics.model_copy(update={"objective": objective})
-    return policy.model_copy(update={"economics": economics})
 
 
 def routine_by_objective(
@@ -51,7 +45,7 @@ def routine_by_objective(
     for objective in objectives:
         # a fixed run id: the exploration draws, and so the report, repeat
         batch = decide_batch(
-            club, bundle, with_objective(policy, objective), at=at, channel=channel,
+            club, bundle, policy.with_objective(objective), at=at, channel=channel,
             run_id=f"evaluate-{at:%Y%m%d}",
         )  # fmt: skip
         summaries[objective] = routine_summary(routine_weeks(batch.result.decisions, history))

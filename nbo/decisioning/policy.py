@@ -214,6 +214,11 @@ class Policy(_Strict):
     def offer(self, offer_id: str) -> OfferRules:
         return self.offers.get(offer_id, _DEFAULT_OFFER)
 
+    def with_objective(self, objective: Objective) -> Policy:
+        """This policy arbitrating on ``objective`` (everything else the same)."""
+        economics = self.economics.model_copy(update={"objective": objective})
+        return self.model_copy(update={"economics": economics})
+
     def new_slots(self) -> int:
         """Slots reserved for offers on products new to the member."""
         return math.floor(self.diversity.new_product_share * self.slots + 1e-9)

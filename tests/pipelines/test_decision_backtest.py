@@ -15,7 +15,7 @@ from nbo.models.purchase import OfferPurchase
 from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
 from nbo.models.uplift import OfferUplift
-from nbo.pipelines.decision_backtest import decision_backtest, redemption_policy
+from nbo.pipelines.decision_backtest import decision_backtest
 
 AS_OF = "2017-09-04"
 
@@ -39,7 +39,7 @@ def test_decided_offers_beat_the_clubs_own_targeting(
         OfferResponse().fit(history), OfferPurchase().fit(history), OfferUplift().fit(history)
     )
     timing = VisitTiming().fit(history)
-    policy = redemption_policy(Policy())
+    policy = Policy().with_objective("redemptions")
     table = decision_backtest(club, models, timing, policy, AS_OF, window_days=60)
     # campaigns 14-18 start in the 60 days after 2017-09-04
     assert table["campaign_id"].to_list() == ["14", "15", "16", "17", "18"]
