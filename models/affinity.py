@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from nbo.features.history import History, training_cuts
@@ -35,7 +36,7 @@ def _empty_recs() -> pl.DataFrame:
     return pl.DataFrame(schema={"member_id": pl.Int64, "product_id": pl.Int64})
 
 
-class ProductAffinity:
+class ProductAffinity(BaseEstimator):  # type: ignore[misc]
     """Top-k next products per member, scored by a learned ranker over candidate features.
 
     Parameters
@@ -53,8 +54,15 @@ class ProductAffinity:
         Members sampled per cut for ranker training (all members still get scored).
     min_baskets
         Members with fewer baskets are served the cold-start popularity answer.
+    max_iter, learning_rate
+        Boosting rounds and learning rate of each ranker.
     min_cf_buyers
         Products bought by fewer members are left out of collaborative filtering.
+    cf
+        The collaborative filter (cloned for each fit); None: the default one, seeded with
+        ``random_state``.
+    random_state
+        Seed of the member sample, the negatives' draw, the rankers and (by default) the CF.
     """
 
     def __init__(
@@ -72,7 +80,7 @@ class ProductAffinity:
         max_iter: int = 100,
         learning_rate: float = 0.08,
         min_cf_buyers: int = 5,
-        cf_params: dict[str, Any] | None = None,
+        cf: CollaborativeFilter | None = None,
         random_state: int | None = 0,
     ) -> None:
         self.horizon_days = horizon_days
@@ -87,8 +95,16 @@ class ProductAffinity:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.min_cf_buyers = min_cf_buyers
-        self.cf_params = cf_params
+        self.cf = cf
         self.random_state = random_state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Load a pickle, including one saved when the CF was configured by ``cf_params``."""
+        if "cf_params" in state:
+            params = state.pop("cf_params")
+            seeded = {"random_state": state.get("random_state"), **(params or {})}
+            state["cf"] = None if params is None else CollaborativeFilter(**seeded)
+        super().__setstate__(state)
 
     # -- fitting -----------------------------------------------------------------------------
     def _fit_state(self, history: History) -> tuple[CollaborativeFilter, pl.DataFrame]:
@@ -102,10 +118,12 @@ class ProductAffinity:
         kept = stats.join(
             buyers.filter(pl.col("buyers") >= self.min_cf_buyers), on="product_id", how="semi"
         )
-        params = {"random_state": self.random_state, **(self.cf_params or {})}
-        cf = CollaborativeFilter(**params).fit(
-            kept.select("member_id", "product_id", "decayed_56d")
+        unfitted = (
+            CollaborativeFilter(random_state=self.random_state)
+            if self.cf is None
+            else clone(self.cf)
         )
+        cf = unfitted.fit(kept.select("member_id", "product_id", "decayed_56d"))
         return cf, buyers.drop("buyers")
 
     def _training_frame(self, history: History, rng: np.random.Generator) -> pl.DataFrame:

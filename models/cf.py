@@ -14,12 +14,13 @@ import polars as pl
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import BM25Recommender
+from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 __all__ = ["CollaborativeFilter"]
 
 
-class CollaborativeFilter:
+class CollaborativeFilter(BaseEstimator):  # type: ignore[misc]
     """ALS factors plus a BM25 item-item model over one member × product matrix.
 
     Parameters

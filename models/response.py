@@ -21,6 +21,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 from scipy.special import expit
+from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import NotFittedError
 
@@ -68,7 +69,7 @@ def _member_batches(ordered: pl.DataFrame, size: int) -> list[pl.DataFrame]:
     return [ordered.slice(a, b - a) for a, b in itertools.pairwise(bounds.tolist())]
 
 
-class OfferResponse:
+class OfferResponse(BaseEstimator):  # type: ignore[misc]
     """P(member redeems an offer), learned from the club's past campaigns.
 
     Parameters

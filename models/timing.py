@@ -23,6 +23,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.isotonic import IsotonicRegression
 from sklearn.utils import check_random_state
@@ -52,7 +53,7 @@ _OUTPUT = (
 )  # fmt: skip
 
 
-class VisitTiming:
+class VisitTiming(BaseEstimator):  # type: ignore[misc]
     """Expected visits over a horizon, day-level visit probabilities, weekday/hour, lapsing.
 
     Parameters

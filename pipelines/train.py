@@ -1,6 +1,9 @@
 """Batch job: train every model as of a date, evaluate on the time holdout, log to MLflow.
 
-Run as ``nbo train --data DIR --as-of DATE`` or ``python -m nbo.pipelines.train DIR DATE``.
+Run as ``nbo train --data DIR --as-of DATE [--config train.yaml]`` or ``python -m
+nbo.pipelines.train DIR DATE [train.yaml]``. The models' hyperparameters and the evaluation
+settings come from a :class:`~nbo.pipelines.config.TrainConfig` (defaults without one); every
+value is logged as an MLflow param and the whole configuration as the run's ``train.yaml``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, Literal
 
 from nbo.data.io import ClubData
 from nbo.evaluation.backtest import evaluate_bundle
@@ -20,9 +24,13 @@ from nbo.models.purchase import OfferPurchase
 from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
 from nbo.models.uplift import OfferUplift
+from nbo.pipelines.config import TrainConfig, flatten, load_config
 from nbo.tracking.bundle import Bundle
 
-__all__ = ["STAGES", "TrainResult", "train", "train_bundle"]
+__all__ = ["CONFIG_ARTIFACT", "STAGES", "TrainResult", "train", "train_bundle"]
+
+CONFIG_ARTIFACT = "train.yaml"
+"""The run's artifact holding its whole configuration (:func:`load_config` reads it back)."""
 
 STAGES = (
     "product affinity",
@@ -37,6 +45,10 @@ STAGES = (
 OnStage = Callable[[str], None]
 
 
+class _From(Enum):
+    CONFIG = "config"
+
+
 @dataclass
 class TrainResult:
     bundle: Bundle
@@ -47,23 +59,20 @@ class TrainResult:
     version: str | None = None
 
 
-def _params(models: dict[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for prefix, model in models.items():
-        for key, value in vars(model).items():
-            if not key.endswith("_") and not key.startswith("_"):
-                params[f"{prefix}.{key}"] = value
-    return params
-
-
 def train_bundle(
     club: ClubData,
     as_of: datetime,
     *,
+    config: TrainConfig | None = None,
     on_stage: OnStage | None = None,
     seconds: dict[str, float] | None = None,
 ) -> Bundle:
-    """Fit every model of the bundle on everything known strictly before ``as_of``."""
+    """Fit every model of the bundle on everything known strictly before ``as_of``.
+
+    Each model is built from its section of ``config`` (the defaults without one); the
+    bundle's ``params`` are the whole configuration, flattened (``affinity.n_rankers``, …).
+    """
+    config = config if config is not None else TrainConfig()
     history = History.at(club, as_of)
     timings = seconds if seconds is not None else {}
 
@@ -75,18 +84,17 @@ def train_bundle(
         timings[name] = time.perf_counter() - start
         return result
 
-    affinity = stage("product affinity", lambda: ProductAffinity().fit(history))
-    purchase = stage("purchase propensity", lambda: OfferPurchase().fit(history))
-    response = stage("offer response", lambda: OfferResponse().fit(history))
-    uplift = stage("offer uplift", lambda: OfferUplift().fit(history))
-    timing = stage("visit timing", lambda: VisitTiming().fit(history))
-    models = {
-        "affinity": affinity,
-        "purchase": purchase,
-        "response": response,
-        "uplift": uplift,
-        "timing": timing,
-    }
+    affinity: ProductAffinity = stage(
+        "product affinity", lambda: config.estimator("affinity").fit(history)
+    )
+    purchase: OfferPurchase = stage(
+        "purchase propensity", lambda: config.estimator("purchase").fit(history)
+    )
+    response: OfferResponse = stage(
+        "offer response", lambda: config.estimator("response").fit(history)
+    )
+    uplift: OfferUplift = stage("offer uplift", lambda: config.estimator("uplift").fit(history))
+    timing: VisitTiming = stage("visit timing", lambda: config.estimator("timing").fit(history))
     return Bundle(
         as_of=history.as_of,
         affinity=affinity,
@@ -94,7 +102,7 @@ def train_bundle(
         response=response,
         timing=timing,
         uplift=uplift,
-        params=_params(models)
+        params=flatten(config)
         | {"uplift.measured": uplift.measured_, "uplift.reason": uplift.reason_},
     )
 
@@ -106,19 +114,30 @@ def train(
     experiment: str = "nbo",
     log: bool = True,
     on_stage: OnStage | None = None,
-    max_eval_members: int | None = 50_000,
+    max_eval_members: int | Literal[_From.CONFIG] | None = _From.CONFIG,
+    config: TrainConfig | None = None,
 ) -> TrainResult:
-    """Train, evaluate on the holdout after ``as_of`` and (with ``log``) register the bundle."""
+    """Train, evaluate on the holdout after ``as_of`` and (with ``log``) register the bundle.
+
+    ``config`` as in :func:`train_bundle`; ``max_eval_members``, when given, replaces its
+    ``evaluation.max_members`` (None: every member).
+    """
+    config = config if config is not None else TrainConfig()
+    if max_eval_members is not _From.CONFIG:
+        evaluation_config = config.evaluation.model_copy(update={"max_members": max_eval_members})
+        config = config.model_copy(update={"evaluation": evaluation_config})
     seconds: dict[str, float] = {}
-    bundle = train_bundle(club, as_of, on_stage=on_stage, seconds=seconds)
+    bundle = train_bundle(club, as_of, config=config, on_stage=on_stage, seconds=seconds)
     if on_stage:
         on_stage("holdout evaluation")
     start = time.perf_counter()
-    evaluation = evaluate_bundle(bundle, club, max_members=max_eval_members)
+    evaluation = evaluate_bundle(bundle, club, max_members=config.evaluation.max_members)
     seconds["holdout evaluation"] = time.perf_counter() - start
     bundle.metrics = evaluation.metrics
     result = TrainResult(bundle, evaluation.metrics, evaluation.table, seconds)
     if log:
+        from mlflow.tracking import MlflowClient
+
         from nbo.evaluation.plots import training_figures
         from nbo.tracking.registry import log_bundle
 
@@ -138,6 +157,7 @@ def train(
             ),
             figures=training_figures(bundle, evaluation),
         )
+        MlflowClient().log_text(result.run_id, config.to_yaml(), CONFIG_ARTIFACT)
         seconds["MLflow logging"] = time.perf_counter() - start
     return result
 
@@ -145,8 +165,9 @@ def train(
 if __name__ == "__main__":  # pragma: no cover - thin entry point
     from nbo.tracking.registry import configure
 
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m nbo.pipelines.train DATA_DIR AS_OF")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: python -m nbo.pipelines.train DATA_DIR AS_OF [CONFIG_YAML]")
     configure()
-    outcome = train(ClubData(sys.argv[1]), as_datetime(sys.argv[2]))
+    settings = load_config(sys.argv[3]) if len(sys.argv) == 4 else None
+    outcome = train(ClubData(sys.argv[1]), as_datetime(sys.argv[2]), config=settings)
     print({k: round(v, 4) for k, v in outcome.metrics.items()})

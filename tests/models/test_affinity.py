@@ -13,6 +13,7 @@ import pytest
 from nbo.data.io import ClubData
 from nbo.features.history import History
 from nbo.models.affinity import ProductAffinity, RankerBag
+from nbo.models.cf import CollaborativeFilter
 from tests.models.clubs import BREAD, MILK, START, rhythm_club
 
 SMALL: dict[str, Any] = {
@@ -20,7 +21,7 @@ SMALL: dict[str, Any] = {
     "n_cf": 5,
     "n_popular": 5,
     "max_iter": 40,
-    "cf_params": {"factors": 8, "iterations": 3},
+    "cf": CollaborativeFilter(factors=8, iterations=3),
     # One ranker: here milk and bread are both certain within the 14-day horizon, and one
     # ranker's exact tie is broken by product id; an average of several breaks it by float noise.
     "n_rankers": 1,

@@ -12,6 +12,7 @@ from nbo.data.io import ClubData
 from nbo.features.history import History
 from nbo.models.affinity import ProductAffinity
 from nbo.models.affinity_candidates import FEATURES, candidate_features
+from nbo.models.cf import CollaborativeFilter
 from tests.models.clubs import MILK, START, rhythm_club
 
 
@@ -22,7 +23,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
 
 
 def _candidates(history: History, members: np.ndarray) -> pl.DataFrame:
-    model = ProductAffinity(n_cf=5, cf_params={"factors": 8, "iterations": 3})
+    model = ProductAffinity(n_cf=5, cf=CollaborativeFilter(factors=8, iterations=3))
     cf, item_repeat = model._fit_state(history)
     return candidate_features(
         history, members, cf, item_repeat.lazy(), n_repurchase=20, n_cf=5, n_popular=5
