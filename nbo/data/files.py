@@ -23,6 +23,7 @@ import polars as pl
 from nbo.data.contract import TABLES, TableSpec
 from nbo.data.findings import ROW, Finding
 from nbo.data.io import atomic_dataset_dir, write_manifest, write_table
+from nbo.data.keys import KEYS_FILE, is_integer_key, keyed_member_ids, keyed_spec
 from nbo.data.mapping import CsvOptions, Mapping, TableMapping, load_mapping, parse_values
 from nbo.data.report import ImportReport
 from nbo.data.validate import validate_dataset
@@ -79,9 +80,20 @@ def import_files(
         atomic_dataset_dir(out_dir, overwrite=overwrite) as tmp,
         tempfile.TemporaryDirectory(prefix=f"{tmp.name}-transcoded-", dir=tmp.parent) as scratch,
     ):
+        keyed = _string_keys(mapping, source, Path(scratch))
+        completed: dict[str, tuple[pl.LazyFrame, list[str]]] = {}
         for name, entry in mapping.tables.items():
-            frame, origins[name] = _read_table(TABLES[name], entry, mapping, source, Path(scratch))
-            frame, defaults = _complete(TABLES[name], entry, frame)
+            spec = keyed_spec(TABLES[name]) if keyed else TABLES[name]
+            frame, origins[name] = _read_table(spec, entry, mapping, source, Path(scratch))
+            completed[name] = _complete(spec, entry, frame)
+        frames, pairs = keyed_member_ids({name: frame for name, (frame, _) in completed.items()})
+        if pairs is not None:
+            write_table(pairs, tmp / KEYS_FILE)
+            report.transform(
+                "members", pairs.height, "member numbers kept as the club's keys (member_keys)"
+            )
+        for name, (_, defaults) in completed.items():
+            frame = frames[name]
             try:
                 rows = report.rows[name] = write_table(frame, tmp / f"{name}.parquet")
             except pl.exceptions.PolarsError as exc:
@@ -234,6 +246,19 @@ def _check_columns(
     raise DataContractError("\n".join(lines))
 
 
+def _string_keys(mapping: Mapping, source: Path, scratch: Path) -> bool:
+    """Whether member numbers are kept as text: ``member_keys``, or for ``auto`` the members."""
+    if mapping.member_keys != "auto":
+        return mapping.member_keys == "string"
+    entry = mapping.tables.get("members")
+    if entry is None or "member_id" not in entry.columns:
+        return False
+    frame, _ = _read_table(keyed_spec(TABLES["members"]), entry, mapping, source, scratch)
+    keys = frame.select(pl.col("member_id").str.strip_chars())
+    plain = keys.select(is_integer_key(pl.col("member_id")).all()).collect().item()
+    return plain is False
+
+
 def _complete(
     spec: TableSpec, entry: TableMapping, frame: pl.LazyFrame
 ) -> tuple[pl.LazyFrame, list[str]]:
@@ -274,6 +299,8 @@ def _bad_values(
     expected = _expected(spec, entry, column)
     if any("," in str(v) for v in examples[RAW + column]) and spec.schema[column] == pl.Float64:
         expected += " (decimal comma? set 'decimal_comma: true' under csv:)"
+    if column == "member_id":
+        expected += " (member numbers with letters? set 'member_keys: string' in the mapping)"
     return (
         f"{origin.key}, column {entry.columns[column]!r} ({spec.name}.{column}): "
         f"{count:,} value(s) are not a valid {expected}\n" + "\n".join(shown)

@@ -122,6 +122,9 @@ class Mapping(_Strict):
     """A whole mapping file: CSV defaults and one entry per contract table the export holds."""
 
     csv: CsvOptions = CsvOptions()
+    # How member numbers are read: "auto" keeps them as text when any has letters or leading
+    # zeros (see nbo.data.keys), "string" always, "integer" never (a non-number is an error).
+    member_keys: Literal["auto", "integer", "string"] = "auto"
     tables: dict[str, TableMapping]
 
     def csv_options(self, table: str) -> CsvOptions:
