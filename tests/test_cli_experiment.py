@@ -16,6 +16,12 @@ from nbo.history import InteractionStore
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``nbo experiment report`` logs to MLflow: a store of the test's own."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
 def _table_rows(output: str) -> list[list[str]]:
     return [
         [cell.strip() for cell in line.split("│")[1:-1]]

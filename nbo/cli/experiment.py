@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,11 +20,20 @@ from nbo.errors import NboError
 if TYPE_CHECKING:
     import polars as pl
 
+    from nbo.evaluation.experiment import ExperimentFrames
     from nbo.pipelines.policy_eval import PolicyEvaluation
 
-__all__ = ["OPE_EXPERIMENT", "evaluate_policy_cmd", "experiment_app", "register", "report_cmd"]
+__all__ = [
+    "OPE_EXPERIMENT",
+    "evaluate_policy_cmd",
+    "experiment_app",
+    "log_report",
+    "register",
+    "report_cmd",
+]
 
 OPE_EXPERIMENT = "nbo-ope"
+ONLINE = "nbo-online"  # nbo.tracking.online.ONLINE_EXPERIMENT, named here for --help
 
 experiment_app = typer.Typer(
     help="Champion / challenger / holdout experiments and off-policy evaluation.",
@@ -45,17 +54,32 @@ def parse_since(since: str | None) -> date | None:
         raise NboError(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
 
 
+LogOpt = Annotated[
+    bool, typer.Option("--log/--no-log", help=f"Also log the report to MLflow ({ONLINE}).")
+]
+EveryOpt = Annotated[
+    int, typer.Option(help="Days per period of the report over time (MLflow plots).", min=1)
+]
+
+
 @experiment_app.command("report")
 @fails_cleanly
-def report_cmd(database_url: DatabaseOpt = None, since: SinceOpt = None) -> None:
+def report_cmd(
+    database_url: DatabaseOpt = None, since: SinceOpt = None, log: LogOpt = True,
+    every: EveryOpt = 7,
+) -> None:  # fmt: skip
     """Redemption rate and spend per arm, and per campaign what each arm adds to the holdout,
-    with 95% confidence intervals, from the history."""
+    with 95% confidence intervals, from the history; logged as one run of the MLflow
+    experiment nbo-online (per arm, over time, with the model versions behind each arm)."""
     from nbo.evaluation.experiment import arm_report, incremental_report
     from nbo.history import InteractionStore
-    from nbo.history.logs import experiment_log
+    from nbo.history.logs import experiment_log, logged_decisions
 
+    start = parse_since(since)
+    begin = None if start is None else datetime.combine(start, time())
     with InteractionStore(database_url) as store:
-        logged = experiment_log(store.engine, parse_since(since))
+        logged = experiment_log(store.engine, start)
+        served = logged_decisions(store.engine, begin) if log else None
     report = arm_report(logged)
     # two narrow tables rather than one wide one: each fits an 80-column terminal
     reach = Table(title="Experiment arms: who was served", title_justify="left")
@@ -79,7 +103,42 @@ def report_cmd(database_url: DatabaseOpt = None, since: SinceOpt = None) -> None
     console.print(reach)
     console.print(effect)
     console.print("lift: redemption rate minus the holdout's", markup=False)
-    console.print(incremental_table(incremental_report(logged.assignments, logged.redemptions)))
+    incremental = incremental_report(logged.assignments, logged.redemptions)
+    console.print(incremental_table(incremental))
+    if served is not None:
+        run_id = log_report(logged, report, incremental, served, since=since, every=every)
+        console.print(f"logged to MLflow experiment {ONLINE} (run {run_id})", markup=False)
+
+
+def log_report(
+    logged: ExperimentFrames,
+    report: pl.DataFrame,
+    incremental: pl.DataFrame,
+    served: pl.DataFrame,
+    *,
+    since: str | None,
+    every: int,
+) -> str:
+    """Log one report to MLflow (``nbo-online``): per arm, over time and its figures."""
+    import polars as pl
+
+    from nbo.evaluation.experiment import arm_report_over_time
+    from nbo.evaluation.online_plots import experiment_figures
+    from nbo.tracking.online import log_experiment_report
+
+    over_time = arm_report_over_time(logged, timedelta(days=every))
+    versions = served.drop_nulls("arm").group_by("arm").agg(pl.col("model_version").unique().sort())
+    seen = [logged.assignments["assigned_at"].max(), logged.redemptions["ts"].max()]
+    until = max((t for t in seen if isinstance(t, datetime)), default=None)
+    return log_experiment_report(
+        report,
+        arm_models=dict(versions.iter_rows()),
+        since=since,
+        until=until,
+        over_time=over_time,
+        incremental=incremental,
+        figures=experiment_figures(over_time),
+    )
 
 
 def incremental_table(incremental: pl.DataFrame) -> Table | str:

@@ -13,11 +13,21 @@ caller: evaluation and history do not import each other.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import polars as pl
 
-__all__ = ["ALL_CAMPAIGNS", "ExperimentFrames", "arm_report", "incremental_report", "wilson"]
+__all__ = [
+    "ALL_CAMPAIGNS",
+    "ExperimentFrames",
+    "arm_report",
+    "arm_report_over_time",
+    "difference_interval",
+    "incremental_report",
+    "wilson",
+]
 
 Z95 = 1.959963984540054
 
@@ -47,6 +57,18 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+    """95 % interval of the difference of two proportions ``k1/n1 - k2/n2`` (Newcombe's
+    hybrid score interval from the two :func:`wilson` intervals; fair for small counts)."""
+    p1, p2 = (k1 / n1 if n1 else 0.0), (k2 / n2 if n2 else 0.0)
+    (l1, u1), (l2, u2) = wilson(k1, n1), wilson(k2, n2)
+    diff = p1 - p2
+    return (
+        diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+        diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+    )
+
+
 def arm_report(frames: ExperimentFrames) -> pl.DataFrame:
     """One row per arm: members, served, decisions, redeemers, rate and CI, spend and CI, lift."""
     redeemed = (
@@ -71,6 +93,7 @@ def arm_report(frames: ExperimentFrames) -> pl.DataFrame:
             served=(pl.col("decisions") > 0).sum(),
             decisions=pl.col("decisions").sum(),
             redeemers=(pl.col("redemptions") > 0).sum(),
+            redemptions=pl.col("redemptions").sum(),
             spend_per_member=pl.col("spend").mean(),
             spend_sd=pl.col("spend").std(),
         )
@@ -102,6 +125,7 @@ def arm_report(frames: ExperimentFrames) -> pl.DataFrame:
                 "served": pl.UInt32,
                 "decisions": pl.Int64,
                 "redeemers": pl.UInt32,
+                "redemptions": pl.UInt32,
                 "spend_per_member": pl.Float64,
                 "spend_sd": pl.Float64,
                 "redemption_rate": pl.Float64,
@@ -112,13 +136,54 @@ def arm_report(frames: ExperimentFrames) -> pl.DataFrame:
             }
         )
     )
-    holdout = report.filter(pl.col("arm") == "holdout")["redemption_rate"]
-    base = holdout[0] if holdout.len() else None
+    holdout = report.filter(pl.col("arm") == "holdout")
+    if holdout.height == 0:
+        none = pl.lit(None, pl.Float64)
+        return report.with_columns(rate_lift_vs_holdout=none, lift_low=none, lift_high=none).drop(
+            "spend_sd"
+        )
+    base_k, base_n = int(holdout["redeemers"][0]), int(holdout["members"][0])
+    bounds = [
+        difference_interval(int(k), int(n), base_k, base_n)
+        for k, n in report.select("redeemers", "members").iter_rows()
+    ]
     return report.with_columns(
-        rate_lift_vs_holdout=(pl.col("redemption_rate") - base)
-        if base is not None
-        else pl.lit(None, pl.Float64)
+        rate_lift_vs_holdout=pl.col("redemption_rate") - base_k / base_n,
+        lift_low=pl.Series([b[0] for b in bounds], dtype=pl.Float64),
+        lift_high=pl.Series([b[1] for b in bounds], dtype=pl.Float64),
     ).drop("spend_sd")
+
+
+@dataclass(frozen=True)
+class _Cut:
+    assignments: pl.DataFrame
+    decisions: pl.DataFrame
+    redemptions: pl.DataFrame
+
+
+def arm_report_over_time(frames: ExperimentFrames, every: timedelta) -> pl.DataFrame:
+    """:func:`arm_report` as it stood at the end of each period of length ``every`` from the
+    first assignment's day on (members assigned and redemptions seen before the period's end:
+    what the report said then), one row per period and arm, with ``period_end``. Decision
+    counts are the whole log's (the frames do not date them)."""
+    first = frames.assignments["assigned_at"].min()
+    if not isinstance(first, datetime):  # no member assigned yet
+        return pl.DataFrame()
+    seen = [frames.assignments["assigned_at"].max(), frames.redemptions["ts"].max()]
+    latest = max(t for t in seen if isinstance(t, datetime))
+    end = datetime.combine(first.date(), datetime.min.time()) + every
+    reports = []
+    while True:
+        cut = _Cut(
+            frames.assignments.filter(pl.col("assigned_at") < end),
+            frames.decisions,
+            frames.redemptions.filter(pl.col("ts") < end),
+        )
+        reports.append(arm_report(cut).with_columns(period_end=pl.lit(end)))
+        if end > latest:
+            break
+        end += every
+    return pl.concat(reports, how="vertical_relaxed")
 
 
 ALL_CAMPAIGNS = "all"

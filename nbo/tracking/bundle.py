@@ -65,6 +65,10 @@ class Bundle:
     params: dict[str, Any] = field(default_factory=dict)
     version: str = "local"
     features: dict[str, list[str]] = field(default_factory=feature_lists)
+    reference: dict[str, Any] | None = None
+    """Training distribution of each score, for drift monitoring (``nbo monitor``): score name
+    -> ``{"edges", "shares", "count"}`` (:class:`nbo.evaluation.monitor.Reference`). None for a
+    bundle trained before it was recorded, or without holdout offer pairs to take it from."""
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> Path:

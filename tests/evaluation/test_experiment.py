@@ -10,7 +10,7 @@ from statistics import variance
 import polars as pl
 import pytest
 
-from nbo.evaluation.experiment import ALL_CAMPAIGNS, Z95, incremental_report
+from nbo.evaluation.experiment import ALL_CAMPAIGNS, Z95, difference_interval, incremental_report
 
 T0 = datetime(2024, 4, 1)
 LATER = datetime(2024, 4, 5)
@@ -81,3 +81,10 @@ def test_no_holdout_means_no_rows() -> None:
     report = incremental_report(_assignments(3, 0), _redemptions([(0, "A", LATER, 1.0)]))
     assert report.height == 0
     assert "incremental_redemptions" in report.columns
+
+
+def test_difference_interval_is_newcombes() -> None:
+    # Newcombe (1998), Statistics in Medicine 17, table II, example (a): 56/70 - 48/80,
+    # method 10 (hybrid score): 0.0524 to 0.3339
+    low, high = difference_interval(56, 70, 48, 80)
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
