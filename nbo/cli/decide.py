@@ -14,6 +14,7 @@ from nbo.cli.common import console, fails_cleanly
 from nbo.cli.models import DEFAULT_MODEL, DataOpt, ModelOpt, OutOpt, _bundle, _club, _date, _write
 
 if TYPE_CHECKING:
+    from nbo.data.keys import MemberKeys
     from nbo.pipelines.decide import BatchDecisions
 
 __all__ = ["decide_cmd", "register"]
@@ -66,7 +67,9 @@ def uplift_note(decisions: pl.DataFrame) -> str | None:
     )
 
 
-def print_decisions(batch: BatchDecisions, *, examples: int = 0) -> None:
+def print_decisions(
+    batch: BatchDecisions, *, examples: int = 0, keys: MemberKeys | None = None
+) -> None:
     """The per-campaign summary, the allocation's gap to its bound, and a few members' lists."""
     from nbo.pipelines.decide import campaign_summary
 
@@ -93,7 +96,7 @@ def print_decisions(batch: BatchDecisions, *, examples: int = 0) -> None:
             named=True
         ):
             table.add_row(
-                str(row["member_id"]),
+                str(keys.key_of(row["member_id"]) if keys else row["member_id"]),
                 str(row["rank"]),
                 row["offer_id"],
                 f"{row['p_redeem']:.3f}",
@@ -150,7 +153,7 @@ def decide_cmd(
             progress.update(task, description="recording decisions")
             recorded = store.record_decisions(decisions)
     store.close()
-    _write(decisions.select(OUTPUT_COLUMNS), out)
+    _write(decisions.select(OUTPUT_COLUMNS), out, club)
     if record:
         again = decisions.height - recorded
         console.print(
@@ -158,7 +161,7 @@ def decide_cmd(
             + (f" ({again:,} already recorded by an earlier run for the day)" if again else ""),
             markup=False,
         )
-    print_decisions(batch, examples=examples)
+    print_decisions(batch, examples=examples, keys=club.keys)
 
 
 @history_app.command("migrate")

@@ -48,9 +48,12 @@ def _bundle(uri: str) -> Bundle:
     return load_bundle(uri)
 
 
-def _write(frame: pl.DataFrame, out: Path) -> None:
+def _write(frame: pl.DataFrame, out: Path, club: ClubData | None = None) -> None:
+    """Write ``frame`` atomically; with ``club``, its members under the club's own keys."""
     from nbo.data.io import write_table
 
+    if club is not None and "member_id" in frame.columns:
+        frame = club.keys.to_keys(frame)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     write_table(frame, tmp)
@@ -272,10 +275,10 @@ def recommend_cmd(
     model: ModelOpt = DEFAULT_MODEL,
 ) -> None:
     """Top-k products per member: member_id, rank, product_id, score, reason."""
-    bundle = _bundle(model)
+    bundle, club = _bundle(model), _club(data)
     with console.status("recommending"):
-        recs = bundle.recommend(_club(data), _date(at, "--at"), k=k)
-    _write(recs, out)
+        recs = bundle.recommend(club, _date(at, "--at"), k=k)
+    _write(recs, out, club)
 
 
 @fails_cleanly
@@ -296,6 +299,9 @@ def score_offers_cmd(
             f"{pairs}: missing column(s) {', '.join(sorted(missing))} "
             "(need member_id, offer_id, at)"
         )
+    club = _club(data)
+    if frame.schema.get("member_id") == pl.String:  # the club's own keys
+        frame = club.keys.to_ids(frame)
     try:
         frame = frame.select(
             pl.col("member_id").cast(pl.Int64),
@@ -306,10 +312,10 @@ def score_offers_cmd(
         raise NboError(f"{pairs}: {str(exc).splitlines()[0]}") from None
     bundle = _bundle(model)
     try:
-        scored = bundle.score_offers(_club(data), frame)
+        scored = bundle.score_offers(club, frame)
     except ValueError as exc:
         raise NboError(f"{pairs}: {exc}") from None
-    _write(scored, out)
+    _write(scored, out, club)
 
 
 @fails_cleanly
@@ -321,8 +327,8 @@ def forecast_visits_cmd(
     model: ModelOpt = DEFAULT_MODEL,
 ) -> None:
     """Per member: expected visits, next visit date, preferred weekday and hour."""
-    bundle = _bundle(model)
-    forecast = bundle.forecast_visits(_club(data), _date(at, "--at"), horizon_days)
+    bundle, club = _bundle(model), _club(data)
+    forecast = bundle.forecast_visits(club, _date(at, "--at"), horizon_days)
     _write(
         forecast.select(
             "member_id",
@@ -333,6 +339,7 @@ def forecast_visits_cmd(
             *[c for c in forecast.columns if c in ("lapsing", "cold_start")],
         ),
         out,
+        club,
     )
 
 

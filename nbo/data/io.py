@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from nbo.data.contract import CONTRACT_VERSION, TABLES, TableSpec, table_spec
+from nbo.data.keys import MemberKeys
 from nbo.errors import DataContractError, DatasetExistsError
 
 __all__ = [
@@ -137,6 +139,11 @@ class ClubData:
     @property
     def manifest(self) -> dict[str, Any]:
         return read_manifest(self.root)
+
+    @functools.cached_property
+    def keys(self) -> MemberKeys:
+        """The club's own member keys (identity when its member numbers are integers)."""
+        return MemberKeys.of(self.root)
 
     def __repr__(self) -> str:
         return f"ClubData({str(self.root)!r})"
