@@ -2,10 +2,25 @@
 
 The club data is an input, not part of the model: ``params["data"]`` names a dataset directory
 and ``params["task"]`` picks what to compute for the members (or pairs) in the input frame.
+
+The logged model is self-contained: it carries nbo's own source as MLflow ``code_paths`` (the
+``nbo`` package directory, copied with its ``models``/``pipelines``/``serving`` links resolved to
+real folders, put on ``sys.path`` by MLflow when the model loads) and nbo's runtime dependencies
+pinned to the versions that trained it. A fresh environment made from the model's
+``requirements.txt`` and ``python_env.yaml`` alone loads and calls it, and so does
+``mlflow models serve``.
+
+Why ``code_paths`` rather than nbo's own wheel as an artifact: the model then holds exactly the
+source that trained it, from an editable checkout or an installed nbo alike, with no build step
+(and no build tools or source tree) at training time; and ``requirements.txt`` stays a list of
+plain PyPI pins that any ``pip``/``uv`` installs from any directory, where a wheel referenced
+from it by a relative path only installs when run from inside the model's folder.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import requires, version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,12 +29,13 @@ import polars as pl
 from mlflow.models import ModelSignature
 from mlflow.pyfunc.model import PythonModel
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+from packaging.requirements import Requirement
 
 from nbo.data.io import ClubData
 from nbo.features.history import as_datetime
 from nbo.tracking.bundle import BUNDLE_FILE, Bundle
 
-__all__ = ["SIGNATURE", "NboPyfunc", "input_example"]
+__all__ = ["SIGNATURE", "NboPyfunc", "code_paths", "input_example", "pip_requirements"]
 
 TASKS = ("recommend", "score_offers", "forecast_visits")
 
@@ -36,6 +52,29 @@ SIGNATURE = ModelSignature(
         ]
     ),
 )
+
+
+def code_paths() -> list[str]:
+    """nbo's package directory, for ``log_model(code_paths=...)``: the code the model runs."""
+    return [str(Path(__file__).resolve().parents[1])]
+
+
+def pip_requirements() -> list[str]:
+    """nbo's runtime dependencies (its extras left out), pinned to the versions installed here.
+
+    Read from nbo's installed metadata, so the model needs what ``pip install nbo`` needs and a
+    new dependency reaches the model without a second list to keep. cloudpickle is added: MLflow
+    writes the model's Python object with it.
+    """
+    pinned: dict[str, str] = {}
+    for line in requires("nbo") or []:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue  # an extra's (dev) or another platform's dependency
+        extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+        pinned[requirement.name] = f"{requirement.name}{extras}=={version(requirement.name)}"
+    pinned.setdefault("cloudpickle", f"cloudpickle=={version('cloudpickle')}")
+    return list(pinned.values())
 
 
 def input_example(data: str, member_ids: list[int]) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -78,10 +78,17 @@ def log_bundle(
 ) -> tuple[str, str]:
     """Log one training run and register its bundle as ``nbo`` with alias ``candidate``.
 
-    ``example`` is (dataset directory, member ids) for the logged input example. Returns
-    (run_id, model version).
+    The registered model is self-contained (nbo's code and pinned requirements, see
+    :mod:`nbo.tracking.pyfunc`). ``example`` is (dataset directory, member ids) for the logged
+    input example. Returns (run_id, model version).
     """
-    from nbo.tracking.pyfunc import SIGNATURE, NboPyfunc, input_example
+    from nbo.tracking.pyfunc import (
+        SIGNATURE,
+        NboPyfunc,
+        code_paths,
+        input_example,
+        pip_requirements,
+    )
 
     experiment_id = _experiment(experiment)
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
@@ -97,9 +104,10 @@ def log_bundle(
             name=MODEL_ARTIFACT,
             python_model=NboPyfunc(),
             artifacts={BUNDLE_FILE: str(path)},
+            code_paths=code_paths(),
             signature=SIGNATURE,
             input_example=input_example(*example),
-            pip_requirements=_requirements(),
+            pip_requirements=pip_requirements(),
             registered_model_name=MODEL_NAME,
             await_registration_for=0,
         )
@@ -108,13 +116,6 @@ def log_bundle(
         client.set_registered_model_alias(MODEL_NAME, "candidate", version)
         client.set_model_version_tag(MODEL_NAME, version, "as_of", bundle.as_of.date().isoformat())
         return run.info.run_id, version
-
-
-def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    names = ["polars", "scikit-learn", "implicit", "joblib", "numpy", "scipy", "mlflow", "pyarrow"]
-    return [f"{name}=={version(name)}" for name in names]
 
 
 @dataclass(frozen=True)
