@@ -2,10 +2,12 @@
 
 :class:`OfferUplift` measures it where the club ran randomized exposure: campaigns before
 ``as_of`` whose audience has both treated members and controls held out at random
-(``campaign_audience.treated`` false). On those (member, offer) pairs, outcome = bought any of
-the offer's products in the window, features = the offer response model's point-in-time pair
-features as of the campaign's start, it fits an X-learner (:class:`XLearner`; Künzel et al.,
-PNAS 2019): small control groups and a known randomization propensity are its case.
+(``campaign_audience.treated`` false), and, given the service's interaction history, the
+champion's offers against the holdout's would-be ones (``nbo.history.exposure``). On those
+(member, offer) pairs, outcome = bought any of the offer's products in the window, features =
+the offer response model's point-in-time pair features as of the campaign's start, it fits
+an X-learner (:class:`XLearner`; Künzel et al., PNAS 2019): small control groups and a known
+randomization propensity are its case.
 
 Without randomized data nothing can be measured: the model says so (``measured_`` false and
 ``reason_``) and predicts :func:`assumed_uplift`, an assumption, flagged
@@ -24,7 +26,7 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
 
-from nbo.data.audience import audience_with_treated
+from nbo.data.audience import randomized_audience
 from nbo.data.io import ClubData
 from nbo.features.history import History
 from nbo.features.offers import FEATURES, response_features
@@ -102,21 +104,22 @@ class XLearner:
         return np.clip(np.asarray(tau, dtype=np.float64), -1.0, 1.0)
 
 
-def randomized_pairs(club: ClubData, campaigns: pl.DataFrame) -> pl.DataFrame:
-    """Audience × offers of those ``campaigns`` that have both treated and control members.
+def randomized_pairs(
+    club: ClubData, campaigns: pl.DataFrame, exposure: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Randomized (member, offer) pairs of those ``campaigns``: the club's audiences with
+    treated and control members, and the service's ``exposure`` from its interaction history
+    (:func:`~nbo.data.audience.randomized_audience`).
 
-    Columns member_id, offer_id, campaign_id, start_date, treated, sorted by campaign,
-    member and offer. Empty when no campaign was randomized.
+    Columns member_id, offer_id, campaign_id, start_date, treated, from_history, sorted by
+    campaign, member and offer. Empty when no campaign was randomized.
     """
-    audience = (
-        audience_with_treated(club.campaign_audience)
-        .join(campaigns.lazy().select("campaign_id", "start_date"), on="campaign_id")
-        .filter(pl.col("treated").any().over("campaign_id"))
-        .filter((~pl.col("treated")).any().over("campaign_id"))
+    pairs = randomized_audience(
+        club.campaign_audience, club.offers, None if exposure is None else exposure.lazy()
     )
     return (
-        audience.join(club.offers.select("offer_id", "campaign_id"), on="campaign_id")
-        .select("member_id", "offer_id", "campaign_id", "start_date", "treated")
+        pairs.join(campaigns.lazy().select("campaign_id", "start_date"), on="campaign_id")
+        .select("member_id", "offer_id", "campaign_id", "start_date", "treated", "from_history")
         .sort("campaign_id", "member_id", "offer_id")
         .collect()
     )
@@ -166,8 +169,13 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
         self.batch_size = batch_size
         self.random_state = random_state
 
-    def fit(self, history: History) -> OfferUplift:
-        """Fit the X-learner on randomized campaigns before ``as_of``, or record why not."""
+    def fit(self, history: History, exposure: pl.DataFrame | None = None) -> OfferUplift:
+        """Fit the X-learner on randomized campaigns before ``as_of``, or record why not.
+
+        ``exposure``: the service's randomized exposure (``InteractionStore.randomized_exposure``:
+        member_id, offer_id, campaign_id, treated, decided_at); rows decided at or after
+        ``as_of`` are ignored.
+        """
         for name in ("max_train_pairs", "batch_size", "max_iter"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -178,9 +186,12 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
         campaigns = history.campaigns
         if not self.include_running:
             campaigns = campaigns.filter(pl.col("end_date") < history.as_of_date)
-        pairs = randomized_pairs(history.club, campaigns.collect())
+        if exposure is not None:
+            exposure = exposure.filter(pl.col("decided_at") < history.as_of)
+        pairs = randomized_pairs(history.club, campaigns.collect(), exposure)
         when = f"before {history.as_of:%Y-%m-%d}"
-        if "treated" not in history.club.campaign_audience.collect_schema().names():
+        controls = "treated" in history.club.campaign_audience.collect_schema().names()
+        if not controls and (exposure is None or exposure.is_empty()):
             self.reason_: str = f"no randomized exposure {when}: the audiences have no controls"
             return self
         if pairs.height > self.max_train_pairs:
@@ -237,6 +248,12 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
             f"X-learner on {features.height} pairs ({n_control} control) of "
             f"{campaign_count} randomized campaign(s) {when}"
         )
+        served = features.filter(pl.col("from_history"))
+        if served.height:
+            self.reason_ += (
+                f"; {served.height} pairs ({int((~served['treated']).sum())} holdout) from the "
+                "service's champion and holdout in the interaction history"
+            )
         return self
 
     def predict(

@@ -16,6 +16,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
+import polars as pl
+
 from nbo.data.io import ClubData
 from nbo.evaluation.backtest import evaluate_bundle
 from nbo.features.history import History, as_datetime
@@ -66,11 +68,14 @@ def train_bundle(
     config: TrainConfig | None = None,
     on_stage: OnStage | None = None,
     seconds: dict[str, float] | None = None,
+    exposure: pl.DataFrame | None = None,
 ) -> Bundle:
     """Fit every model of the bundle on everything known strictly before ``as_of``.
 
     Each model is built from its section of ``config`` (the defaults without one); the
     bundle's ``params`` are the whole configuration, flattened (``affinity.n_rankers``, …).
+    ``exposure``: the service's randomized exposure for the uplift model
+    (``InteractionStore.randomized_exposure``).
     """
     config = config if config is not None else TrainConfig()
     history = History.at(club, as_of)
@@ -93,7 +98,9 @@ def train_bundle(
     response: OfferResponse = stage(
         "offer response", lambda: config.estimator("response").fit(history)
     )
-    uplift: OfferUplift = stage("offer uplift", lambda: config.estimator("uplift").fit(history))
+    uplift: OfferUplift = stage(
+        "offer uplift", lambda: config.estimator("uplift").fit(history, exposure)
+    )
     timing: VisitTiming = stage("visit timing", lambda: config.estimator("timing").fit(history))
     return Bundle(
         as_of=history.as_of,
@@ -116,18 +123,21 @@ def train(
     on_stage: OnStage | None = None,
     max_eval_members: int | Literal[_From.CONFIG] | None = _From.CONFIG,
     config: TrainConfig | None = None,
+    exposure: pl.DataFrame | None = None,
 ) -> TrainResult:
     """Train, evaluate on the holdout after ``as_of`` and (with ``log``) register the bundle.
 
-    ``config`` as in :func:`train_bundle`; ``max_eval_members``, when given, replaces its
-    ``evaluation.max_members`` (None: every member).
+    ``config`` and ``exposure`` as in :func:`train_bundle`; ``max_eval_members``, when given,
+    replaces its ``evaluation.max_members`` (None: every member).
     """
     config = config if config is not None else TrainConfig()
     if max_eval_members is not _From.CONFIG:
         evaluation_config = config.evaluation.model_copy(update={"max_members": max_eval_members})
         config = config.model_copy(update={"evaluation": evaluation_config})
     seconds: dict[str, float] = {}
-    bundle = train_bundle(club, as_of, config=config, on_stage=on_stage, seconds=seconds)
+    bundle = train_bundle(
+        club, as_of, config=config, on_stage=on_stage, seconds=seconds, exposure=exposure
+    )
     if on_stage:
         on_stage("holdout evaluation")
     start = time.perf_counter()

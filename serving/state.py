@@ -11,19 +11,19 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from hashlib import blake2b
 from typing import Any
 
 from nbo.decisioning.explore import HashDraws
-from nbo.decisioning.online import MemberDecision, decide_member
+from nbo.decisioning.online import Contacts, MemberDecision, decide_member
 from nbo.decisioning.policy import Policy, load_policy
 from nbo.errors import NboError
 from nbo.history import InteractionStore
 from nbo.history.engine import to_naive_utc
 from nbo.plans import DayPlan, PlanMissingError, PlannedModel, plan_command, policy_digest
-from nbo.serving.arms import arm_of
+from nbo.serving.arms import arm_of, delivers
 from nbo.serving.plans import PlanBook, require_plan_dir
 from nbo.serving.writer import DecisionWriter
 from nbo.settings import Settings, require_api_keys
@@ -35,7 +35,11 @@ log = logging.getLogger("nbo.serving")
 
 @dataclass(frozen=True)
 class MemberOffers:
-    """What one member gets: arm, cold start, the decisions, the model that made them."""
+    """What one member gets: arm, cold start, the decisions, the model that made them.
+
+    ``withheld``: what a holdout member would have got, recorded but not sent (``decisions``
+    is then empty).
+    """
 
     member_id: int
     arm: str
@@ -43,6 +47,7 @@ class MemberOffers:
     decisions: list[MemberDecision]
     day: DayPlan
     model: PlannedModel
+    withheld: list[MemberDecision] = field(default_factory=list)
 
 
 def _settle_plans() -> None:
@@ -152,7 +157,7 @@ class OfferService:
             )
         midnight = datetime.combine(at.date(), datetime.min.time())
         arms = {m: self.arm(m, plan) for m in member_ids}
-        served = [m for m in member_ids if arms[m] != "holdout"]
+        served = [m for m in member_ids if delivers(arms[m])]
         contacts = self.store.member_contacts(served, at=at, sent_before=midnight) if served else {}
         prefix = f"{at:%Y%m%d}-{channel}"
         out: list[MemberOffers] = []
@@ -160,12 +165,11 @@ class OfferService:
             arm = arms[member_id]
             source = arm if arm in plan.arms else "champion"
             model = plan.arms[source].model
-            if arm == "holdout":
-                out.append(MemberOffers(member_id, arm, not plan.knows(member_id), [], plan, model))
-                continue
             rows_of, rows, known = plan.rows(source, channel, member_id)
+            # a holdout member was sent nothing: decided on an empty contact history, no read
+            history = contacts[member_id] if delivers(arm) else Contacts.none()
             decided = decide_member(
-                rows_of, member_id, self.policy, at=at, contacts=contacts[member_id],
+                rows_of, member_id, self.policy, at=at, contacts=history,
                 rng=HashDraws(f"{prefix}-{member_id}", self.policy.seed),
                 model_version=model.version,
                 decision_prefix=prefix, closed_campaigns=self.closed_campaigns, rows=rows,
@@ -177,15 +181,20 @@ class OfferService:
                 for d in decided
             ]
             cold = not known or any(d.cold_start for d in decided)
-            out.append(MemberOffers(member_id, arm, cold, decided, plan, model))
+            if delivers(arm):
+                out.append(MemberOffers(member_id, arm, cold, decided, plan, model))
+            else:  # the answer says what it said before would-be offers were recorded
+                out.append(MemberOffers(member_id, arm, not known, [], plan, model, decided))
         return out
 
     async def record(self, answers: list[MemberOffers], at: datetime) -> int:
-        """Store the answers' decisions and arm assignments (the next group commit)."""
+        """Store the answers' decisions, the holdout's would-be decisions (not delivered) and
+        arm assignments (the next group commit)."""
         decisions = [_decision_row(d, a.arm) for a in answers for d in a.decisions]
+        withheld = [_decision_row(d, a.arm) for a in answers for d in a.withheld]
         assignments = [{"member_id": a.member_id, "arm": a.arm, "assigned_at": at}
                        for a in answers]  # fmt: skip
-        return await self.writer.record(decisions, assignments)
+        return await self.writer.record(decisions + withheld, assignments)
 
     # -- budgets ------------------------------------------------------------------------------
     def refresh_budgets(self, day: date) -> None:
@@ -222,5 +231,5 @@ def _decision_row(d: MemberDecision, arm: str) -> dict[str, Any]:
         "propensity": d.propensity, "explored": d.explored, "track": d.track, "arm": arm,
         "model_version": d.model_version, "reason": d.reason, "p_buy": d.p_buy,
         "uplift": d.uplift, "uplift_measured": d.uplift_measured, "value": d.value,
-        "cost": d.cost, "incremental_value": d.incremental_value,
+        "cost": d.cost, "incremental_value": d.incremental_value, "delivered": delivers(arm),
     }  # fmt: skip

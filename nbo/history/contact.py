@@ -16,7 +16,7 @@ import polars as pl
 from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, select
 
 from nbo.history.engine import to_naive_utc
-from nbo.history.schema import EVENT_TYPES, decisions, events
+from nbo.history.schema import EVENT_TYPES, decisions, delivered, events
 from nbo.history.summary import summarise_events
 
 __all__ = [
@@ -68,8 +68,9 @@ class ContactState:
     Attributes
     ----------
     sent
-        Decisions made in the window: ``member_id, offer_id, channel, decided_at`` (the engine
-        counts these per channel and period, and applies cooldowns).
+        Decisions delivered in the window: ``member_id, offer_id, channel, decided_at`` (the
+        engine counts these per channel and period, and applies cooldowns; a holdout member's
+        would-be offers were never sent and are not here).
     offer_events
         One row per member and offer with events in the window: ``exposures``; ``ignored``,
         the exposures after the member's last click or redemption of that offer (all of them if
@@ -99,7 +100,7 @@ def _in_window(table: Any, ts: Any, by_member: bool) -> ColumnElement[bool]:
 def _sent_query(by_member: bool) -> Select[Any]:
     d = decisions.c
     query = select(d.member_id, d.offer_id, d.channel, d.decided_at)
-    query = query.where(_in_window(decisions, d.decided_at, by_member))
+    query = query.where(_in_window(decisions, d.decided_at, by_member), delivered())
     # ordered only per member: the index gives that order for free, a full scan does not
     return query.order_by(d.member_id, d.decided_at) if by_member else query
 

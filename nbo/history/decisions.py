@@ -15,7 +15,12 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nbo.errors import HistoryError
-from nbo.history.schema import DECISION_COLUMNS, DECISION_SCHEMA, REQUIRED_DECISION_COLUMNS
+from nbo.history.schema import (
+    DECISION_COLUMNS,
+    DECISION_DEFAULTS,
+    DECISION_SCHEMA,
+    REQUIRED_DECISION_COLUMNS,
+)
 from nbo.history.schema import decisions as decisions_table
 
 __all__ = ["conform_decisions", "insert_decisions"]
@@ -28,7 +33,8 @@ _FLOATS = [name for name, dtype in DECISION_SCHEMA.items() if isinstance(dtype, 
 
 
 def conform_decisions(rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` cast to the decisions columns: optional ones missing become null, extras go.
+    """``rows`` cast to the decisions columns: optional ones missing become null (or their
+    default, ``DECISION_DEFAULTS``: ``delivered`` true), extras go.
 
     Aware datetimes are converted to naive UTC. Raises HistoryError naming the column (and the
     first bad row) when a required column is missing or null, or a value does not cast.
@@ -38,10 +44,11 @@ def conform_decisions(rows: pl.DataFrame) -> pl.DataFrame:
         raise HistoryError(f"decisions: missing required column(s) {', '.join(missing)}")
     columns: list[pl.Series] = []
     for name, dtype in DECISION_SCHEMA.items():
+        default = DECISION_DEFAULTS.get(name)
         if name not in rows.columns:
-            columns.append(pl.repeat(None, rows.height, dtype=dtype, eager=True).alias(name))
+            columns.append(pl.repeat(default, rows.height, dtype=dtype, eager=True).alias(name))
             continue
-        series = rows[name]
+        series = rows[name] if default is None else rows[name].fill_null(default)
         if isinstance(series.dtype, pl.Datetime) and series.dtype.time_zone is not None:
             series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         try:

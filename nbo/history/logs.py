@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, Select, func, select
 
-from nbo.history.schema import DECISION_SCHEMA, assignments, decisions, events
+from nbo.history.schema import DECISION_SCHEMA, assignments, decisions, delivered, events
 
 __all__ = [
     "REDEMPTION_SCHEMA",
@@ -43,12 +43,14 @@ _DECISION_COUNT_SCHEMA = pl.Schema({"member_id": pl.Int64(), "decisions": pl.Int
 def logged_decisions(
     engine: Engine, since: datetime | None = None, *, batch_only: bool = False
 ) -> pl.DataFrame:
-    """Every decision made at or after ``since`` (all if None), oldest first.
+    """Every decision delivered at or after ``since`` (all if None), oldest first.
+
+    A holdout member's would-be offers are left out: nothing was sent, so nothing can follow.
 
     ``batch_only`` keeps the decisions of batch runs (``nbo decide``: no experiment arm).
     """
     d = decisions.c
-    query = select(decisions).order_by(d.decided_at, d.member_id, d.rank)
+    query = select(decisions).where(delivered()).order_by(d.decided_at, d.member_id, d.rank)
     if since is not None:
         query = query.where(d.decided_at >= since)
     if batch_only:
@@ -83,7 +85,7 @@ class ExperimentLog:
     assignments: pl.DataFrame
     """member_id, arm, assigned_at: each member's first arm."""
     decisions: pl.DataFrame
-    """member_id, decisions: how many decisions the service made for the member."""
+    """member_id, decisions: how many offers the service sent the member."""
     redemptions: pl.DataFrame
     """Redemption events (:data:`REDEMPTION_SCHEMA`)."""
 
@@ -100,9 +102,9 @@ def experiment_log(engine: Engine, since: date | None = None) -> ExperimentLog:
     assigned = select(a.member_id, a.arm, a.assigned_at).order_by(a.member_id)
     if begin is not None:
         assigned = assigned.where(a.assigned_at >= begin)
-    counts = (  # the service's decisions (they carry an arm), not batch runs
+    counts = (  # the service's decisions sent (they carry an arm), not batch runs
         select(d.member_id, func.count().label("decisions"))
-        .where(d.arm.is_not(None))
+        .where(d.arm.is_not(None), delivered())
         .group_by(d.member_id)
         .order_by(d.member_id)
     )

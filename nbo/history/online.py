@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from nbo.decisioning.online import Contacts
 from nbo.history.engine import to_naive_utc
-from nbo.history.schema import assignments, decisions
+from nbo.history.schema import assignments, decisions, delivered
 from nbo.history.summary import EVENT_CODES, summarise_events
 
 __all__ = ["campaign_usage", "insert_online", "member_contacts"]
@@ -29,7 +30,8 @@ _MEMBERS_PER_QUERY = 1_000
 
 # Plain SQL on a DBAPI connection: for one member, SQLAlchemy's statement compilation and
 # result machinery cost several times what SQLite takes to answer.
-# One query, both tables: the decisions sent before `sent_before` (kind -1, with their channel)
+# One query, both tables: the decisions delivered before `sent_before` (kind -1, with their
+# channel; `delivered` is the schema's rule, compiled for the backend)
 # and the events before `at` (kind: the event type's code in summarise_events), each within the
 # lookback. Work per row is left to the database: the type is coded there, and times come as
 # ISO text on both backends (SQLite stores them so, PostgreSQL writes them so in its default
@@ -39,17 +41,24 @@ _EVENT_CODE = "CASE event_type {} END".format(
 )
 _CONTACTS_SQL = (
     "SELECT -1, member_id, offer_id, channel, CAST(decided_at AS TEXT) FROM decisions "
-    "WHERE member_id IN ({marks}) AND decided_at < {p} AND decided_at >= {p} "
+    "WHERE member_id IN ({marks}) AND decided_at < {p} AND decided_at >= {p} AND {delivered} "
     "UNION ALL "
     f"SELECT {_EVENT_CODE}, member_id, offer_id, NULL, CAST(ts AS TEXT) FROM events "
     "WHERE member_id IN ({marks}) AND ts < {p} AND ts >= {p}"
 )
 
 
+_DIALECTS: dict[str, Dialect] = {
+    "sqlite": sqlite.dialect(),
+    "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
+}
+
+
 @lru_cache(maxsize=64)
 def _statement(template: str, members: int, backend: str) -> str:
     p = "?" if backend == "sqlite" else "%s"
-    return template.format(marks=", ".join([p] * members), p=p)
+    sent = delivered().compile(dialect=_DIALECTS[backend], compile_kwargs={"literal_binds": True})
+    return template.format(marks=", ".join([p] * members), p=p, delivered=sent)
 
 
 def _add_rows(out: dict[int, Contacts], rows: list[tuple[Any, ...]]) -> None:
@@ -81,7 +90,7 @@ def member_contacts(
     sent_before: datetime,
     lookback_days: int = 365,
 ) -> dict[int, Contacts]:
-    """Each member's decisions made before ``sent_before`` and events before ``at``.
+    """Each member's decisions delivered before ``sent_before`` and events before ``at``.
 
     ``connection`` is a DBAPI connection (sqlite3 or psycopg, in autocommit) of ``backend``.
 
@@ -137,7 +146,8 @@ def insert_online(
 def campaign_usage(
     connection: Connection, campaign_ids: Sequence[str], since: datetime, until: datetime
 ) -> dict[str, tuple[float, float, int]]:
-    """Per campaign: expected redemptions, expected cost and members of decisions in a window."""
+    """Per campaign: expected redemptions, expected cost and members of the decisions delivered
+    in a window (a holdout member's would-be offers spend no budget)."""
     if not campaign_ids:
         return {}
     d = decisions.c
@@ -152,6 +162,7 @@ def campaign_usage(
             d.decided_at >= to_naive_utc(since),
             d.decided_at < to_naive_utc(until),
             d.campaign_id.in_(list(campaign_ids)),
+            delivered(),
         )
         .group_by(d.campaign_id)
     )

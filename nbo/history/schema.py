@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    ColumnElement,
     DateTime,
     Float,
     Index,
@@ -22,11 +23,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    true,
 )
 
 __all__ = [
     "ARMS",
     "DECISION_COLUMNS",
+    "DECISION_DEFAULTS",
     "DECISION_SCHEMA",
     "EVENT_COLUMNS",
     "EVENT_SCHEMA",
@@ -34,6 +37,7 @@ __all__ = [
     "REQUIRED_DECISION_COLUMNS",
     "assignments",
     "decisions",
+    "delivered",
     "events",
     "metadata",
 ]
@@ -78,6 +82,8 @@ decisions = Table(
     Column("value", Float, nullable=True),
     Column("cost", Float, nullable=True),
     Column("incremental_value", Float, nullable=True),
+    # false: decided but not sent, the would-be offer of a holdout member (migration 0004)
+    Column("delivered", Boolean, nullable=False, server_default=true()),
     Index(None, "member_id", "decided_at"),
 )
 
@@ -136,6 +142,7 @@ DECISION_SCHEMA = pl.Schema(
         "value": pl.Float64(),
         "cost": pl.Float64(),
         "incremental_value": pl.Float64(),
+        "delivered": pl.Boolean(),
     }
 )
 """Polars types of the ``decisions`` columns, in table order."""
@@ -157,4 +164,19 @@ EVENT_SCHEMA = pl.Schema(
 
 DECISION_COLUMNS = tuple(DECISION_SCHEMA.names())
 EVENT_COLUMNS = tuple(EVENT_SCHEMA.names())
-REQUIRED_DECISION_COLUMNS = tuple(c.name for c in decisions.columns if not c.nullable)
+REQUIRED_DECISION_COLUMNS = tuple(
+    c.name for c in decisions.columns if not c.nullable and c.server_default is None
+)
+"""Columns a decision must give; ``delivered`` defaults to true."""
+DECISION_DEFAULTS: dict[str, bool] = {"delivered": True}
+"""Values of the decisions columns a row may leave out or null instead of null."""
+
+
+def delivered() -> ColumnElement[bool]:
+    """The one rule of what counts as sent: decisions ``delivered`` to the member.
+
+    Contact rules, budgets, the experiment report and off-policy evaluation read only these; a
+    holdout member's would-be offers (``delivered`` false) are randomized exposure for the
+    uplift model (:mod:`nbo.history.exposure`) and nothing else.
+    """
+    return decisions.c.delivered.is_(true())

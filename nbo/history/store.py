@@ -19,6 +19,7 @@ from nbo.history.contact import ContactState, read_contact_state
 from nbo.history.decisions import conform_decisions, insert_decisions
 from nbo.history.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, normalise_url, utc_now
 from nbo.history.events import EventReceipt, conform_events, insert_events
+from nbo.history.exposure import randomized_exposure
 from nbo.history.logs import ExperimentLog, experiment_log
 from nbo.history.migrate import upgrade
 from nbo.history.online import campaign_usage, insert_online, member_contacts
@@ -176,6 +177,11 @@ class InteractionStore:
         """Assignments (from ``since``), decisions per member and redemption events
         (:func:`nbo.history.logs.experiment_log`)."""
         return experiment_log(self._reader, since)
+
+    def randomized_exposure(self, before: datetime) -> pl.DataFrame:
+        """The service's randomized exposure before ``before``, one row per pair: delivered
+        champion decisions and the holdout's would-be ones (:mod:`nbo.history.exposure`)."""
+        return randomized_exposure(self._reader, before)
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""

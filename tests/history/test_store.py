@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from nbo.errors import EventError, HistoryError, NboError
 from nbo.history import EventReceipt, InteractionStore
-from nbo.history.schema import DECISION_SCHEMA, EVENT_SCHEMA
+from nbo.history.schema import DECISION_DEFAULTS, DECISION_SCHEMA, EVENT_SCHEMA
 from nbo.settings import get_settings
 from tests.history.conftest import T0, decision_frame, event
 
@@ -33,7 +33,9 @@ def test_decisions_round_trip(store: InteractionStore) -> None:
     assert store.record_decisions(decided) == 3
     stored = pl.concat([store.decisions_for(1), store.decisions_for(2)])
     expected = decided.select(
-        pl.col(name).cast(dtype) if name in decided.columns else pl.lit(None, dtype).alias(name)
+        pl.col(name).cast(dtype)
+        if name in decided.columns
+        else pl.lit(DECISION_DEFAULTS.get(name), dtype).alias(name)
         for name, dtype in DECISION_SCHEMA.items()
     ).sort("member_id", "decided_at")
     assert stored.schema == DECISION_SCHEMA
