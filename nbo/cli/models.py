@@ -144,12 +144,22 @@ def train_cmd(
     data: DataOpt,
     as_of: Annotated[str, typer.Option("--as-of", help="Train on data strictly before this date.")],
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nbo",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Training configuration YAML: models' hyperparameters and the evaluation "
+            "(every value and its default: docs/train.example.yaml). Without it, the defaults.",
+        ),
+    ] = None,
 ) -> None:
     """Train every model as of a date, evaluate on the holdout, register as nbo@candidate."""
+    from nbo.pipelines.config import load_config
     from nbo.pipelines.train import STAGES, train
     from nbo.tracking.registry import configure
 
     when = _date(as_of, "--as-of")
+    settings = load_config(config) if config is not None else None
     club = _club(data)
     uri = configure()
     with Progress(
@@ -161,6 +171,7 @@ def train_cmd(
             when,
             experiment=experiment,
             on_stage=lambda name: progress.update(task, description=name, advance=1),
+            config=settings,
         )
         progress.update(task, description="done", completed=len(STAGES))
     console.print(metrics_table(result.table, f"Products (holdout after {as_of})"))
@@ -177,7 +188,8 @@ def train_cmd(
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     console.print(f"stages: {stages}", markup=False)
     console.print(
-        f"registered nbo version {result.version} as candidate (run {result.run_id}) in {uri}",
+        f"registered nbo version {result.version} as candidate (run {result.run_id}) in {uri}"
+        f"{f', configured by {config}' if config is not None else ''}",
         markup=False,
     )
 

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from nbo.cli import app
 from nbo.models.cf import CollaborativeFilter
 from nbo.pipelines.config import (
     ESTIMATORS,
     TrainConfig,
     TrainConfigError,
+    example_yaml,
     flatten,
     load_config,
 )
+from nbo.pipelines.train import CONFIG_ARTIFACT
+
+EXAMPLE = Path(__file__).parents[2] / "docs" / "train.example.yaml"
+runner = CliRunner()
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -91,3 +100,83 @@ def test_yaml_round_trip_and_flat_params(tmp_path: Path) -> None:
     assert flat["evaluation.windows_days"] == [14, 28]
     sections = {key.split(".")[0] for key in flat}
     assert sections == {*ESTIMATORS, "evaluation"}
+
+
+def test_the_example_file_is_every_parameter_with_its_default() -> None:
+    assert EXAMPLE.read_text(encoding="utf-8") == example_yaml(), (
+        "docs/train.example.yaml is out of date: python -m nbo.pipelines.config > "
+        "docs/train.example.yaml"
+    )
+    config = load_config(EXAMPLE)
+    assert config == TrainConfig()
+    listed = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    assert set(flatten(config)) == set(_flat_keys(listed))  # nothing left out, nothing extra
+    assert "# Rankers averaged" in EXAMPLE.read_text(encoding="utf-8")  # with descriptions
+
+
+def _flat_keys(document: dict[str, object], prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in document.items():
+        if isinstance(value, dict):
+            keys += _flat_keys(value, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An MLflow store of this test alone."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    yield uri
+    mlflow.set_tracking_uri(previous)
+
+
+def test_nbo_train_with_a_bad_config_exits_2_naming_the_field(
+    store: str, synth_club: Path, tmp_path: Path
+) -> None:
+    path = _write(tmp_path, "affinity:\n  n_rankers: five\n")
+    result = runner.invoke(
+        app, ["train", "--data", str(synth_club), "--as-of", "2024-04-01", "--config", str(path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "affinity.n_rankers: Input should be a valid integer" in result.output
+    assert "Traceback" not in result.output
+    missing = runner.invoke(
+        app,
+        ["train", "--data", str(synth_club), "--as-of", "2024-04-01", "--config", "absent.yaml"],
+    )
+    assert missing.exit_code == 2 and "absent.yaml" in missing.output
+
+
+def test_nbo_train_logs_the_config_as_params_and_train_yaml(
+    store: str, synth_club: Path, tmp_path: Path
+) -> None:
+    import mlflow
+
+    small = (
+        "affinity:\n  n_rankers: 2\n  max_iter: 20\n  cf:\n    factors: 8\n"
+        "timing:\n  n_windows: 6\n  max_iter: 30\n  n_threads: 1\n"
+        "evaluation:\n  windows_days: [7, 14]\n  max_members: 100\n"
+    )
+    path = _write(tmp_path, small)
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(synth_club), "--as-of", "2024-04-01", "--config", str(path)],
+    )
+    assert result.exit_code == 0, result.output
+    (run,) = mlflow.search_runs(experiment_names=["nbo"], output_format="list")
+    params = run.data.params
+    expected = flatten(load_config(path))
+    assert {key: params[key] for key in expected} == {k: str(v) for k, v in expected.items()}
+    assert params["affinity.n_rankers"] == "2" and params["affinity.cf.factors"] == "8"
+    assert params["evaluation.windows_days"] == "[7, 14]"
+    assert params["response.max_iter"] == str(TrainConfig().estimator("response").max_iter)
+    logged = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{CONFIG_ARTIFACT}")
+    (tmp_path / "logged").mkdir()
+    assert load_config(_write(tmp_path / "logged", logged)) == load_config(path)
