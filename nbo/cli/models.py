@@ -139,6 +139,22 @@ def summary_table(metrics: dict[str, float]) -> Table:
     return out
 
 
+def _exposure(url: str, as_of: datetime) -> pl.DataFrame:
+    """The service's randomized exposure before ``as_of`` in the history at ``url``, counted."""
+    from nbo.history import InteractionStore
+
+    with InteractionStore(url) as store:
+        exposure = store.randomized_exposure(before=as_of)
+        where = repr(store)
+    holdout = int((~exposure["treated"]).sum())
+    console.print(
+        f"randomized exposure from {where}: {exposure.height:,} pairs "
+        f"({exposure.height - holdout:,} champion, {holdout:,} holdout) before {as_of:%Y-%m-%d}",
+        markup=False,
+    )
+    return exposure
+
+
 @fails_cleanly
 def train_cmd(
     data: DataOpt,
@@ -152,6 +168,15 @@ def train_cmd(
             "(every value and its default: docs/train.example.yaml). Without it, the defaults.",
         ),
     ] = None,
+    history_url: Annotated[
+        str | None,
+        typer.Option(
+            "--history-url",
+            help="Interaction history the service records in (its NBO_DATABASE_URL): the uplift "
+            "model also learns from the champion's offers against the holdout's would-be ones "
+            "decided before --as-of (docs/uplift.md).",
+        ),
+    ] = None,
 ) -> None:
     """Train every model as of a date, evaluate on the holdout, register as nbo@candidate."""
     from nbo.pipelines.config import load_config
@@ -161,6 +186,7 @@ def train_cmd(
     when = _date(as_of, "--as-of")
     settings = load_config(config) if config is not None else None
     club = _club(data)
+    exposure = _exposure(history_url, when) if history_url is not None else None
     uri = configure()
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
@@ -172,6 +198,7 @@ def train_cmd(
             experiment=experiment,
             on_stage=lambda name: progress.update(task, description=name, advance=1),
             config=settings,
+            exposure=exposure,
         )
         progress.update(task, description="done", completed=len(STAGES))
     console.print(metrics_table(result.table, f"Products (holdout after {as_of})"))

@@ -6,8 +6,8 @@ each of products 1..8. The club's ``campaign_audience`` has no ``treated`` colum
 data alone nothing is randomized. The service decided, at each campaign's start, the favourite's
 offer and one other for two thirds of the members; its arm (``nbo.serving.arms.arm_of``, 30 %
 holdout) says whether they were sent. A non-regular sent the favourite's offer buys it in the
-window with an extra probability of :data:`EFFECT`; regulars are not moved, nor is anyone by
-the other offer.
+window with an extra probability of :data:`EFFECT` and redeems it; regulars are not moved
+(half of them redeem it anyway), nor is anyone by the other offer.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def exposure_club(root: Path, *, members: int = 240, seed: int = 0) -> Path:
     """Write the club (see the module docstring) to ``root``."""
     rng = np.random.default_rng(seed)
     ids = list(range(1, members + 1))
-    lines, basket = [], 0
+    lines, basket, redeemed = [], 0, []
     for m in ids:
         for week in range(WEEKS):
             basket += 1
@@ -91,17 +91,20 @@ def exposure_club(root: Path, *, members: int = 240, seed: int = 0) -> Path:
                 items.append(fav(m))
             lines += [(m, basket, p, 1, ts, 1.0, 2.0) for p in items]
         for c in range(1, 6):
-            moved = m % 3 != 0 and delivers(arm(m)) and not regular(m)
-            if moved and rng.random() < EFFECT:
+            sent = m % 3 != 0 and delivers(arm(m))
+            ts = campaign_start(c) + timedelta(days=int(rng.integers(1, 14)), hours=12)
+            if sent and not regular(m) and rng.random() < EFFECT:
                 basket += 1
-                ts = campaign_start(c) + timedelta(days=int(rng.integers(1, 14)), hours=12)
                 lines.append((m, basket, fav(m), 1, ts, 1.0, 2.0))
+                redeemed.append((m, f"C{c}-{fav(m)}", ts))
+            elif sent and regular(m) and rng.random() < 0.5:  # paid for a purchase made anyway
+                redeemed.append((m, f"C{c}-{fav(m)}", ts))
     offers = pl.DataFrame(
         [(f"C{c}-{p}", f"C{c}", p) for c in range(1, 6) for p in range(1, 9)],
         schema=["offer_id", "campaign_id", "product_id"],
         orient="row",
     )
-    sent = [(f"C{c}", m) for c in range(1, 6) for m in ids if m % 3 != 0 and delivers(arm(m))]
+    audience = [(f"C{c}", m) for c in range(1, 6) for m in ids if m % 3 != 0 and delivers(arm(m))]
     tables = {
         "members": pl.DataFrame({"member_id": ids}),
         "products": pl.DataFrame(
@@ -121,11 +124,15 @@ def exposure_club(root: Path, *, members: int = 240, seed: int = 0) -> Path:
                 "targeted": [True] * 5,
             }
         ),
-        "campaign_audience": pl.DataFrame(sent, schema=["campaign_id", "member_id"], orient="row"),
+        "campaign_audience": pl.DataFrame(
+            audience, schema=["campaign_id", "member_id"], orient="row"
+        ),
         "offers": offers.select("offer_id", "campaign_id"),
         "offer_products": offers.select("offer_id", "product_id"),
         "redemptions": pl.DataFrame(
-            schema={"member_id": pl.Int64, "offer_id": pl.String, "ts": pl.Datetime("us")}
+            redeemed,
+            schema={"member_id": pl.Int64, "offer_id": pl.String, "ts": pl.Datetime("us")},
+            orient="row",
         ),
     }
     write_dataset({n: conform_frame(n, f) for n, f in tables.items()}, root, source="test")

@@ -125,3 +125,24 @@ def test_exposure_of_a_challenger_s_decisions_is_not_read(tmp_path: Path) -> Non
         )  # fmt: skip
         exposure = store.randomized_exposure(before=AS_OF)
     assert not exposure["treated"].any() and exposure.height > 0
+
+
+def test_nbo_train_history_url_measures_uplift_from_the_service_s_holdout(
+    club: ClubData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from nbo.cli import app
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    with InteractionStore(url) as store:
+        store.record_decisions(served_decisions())
+    as_of = f"{AS_OF:%Y-%m-%d}"
+    command = ["train", "--data", str(club.root), "--as-of", as_of, "--history-url", url]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # rich wraps long lines
+    assert "holdout) before 2024-04-29" in text
+    assert "uplift measured: X-learner" in text and "interaction history" in text
