@@ -117,6 +117,21 @@ class Settings(BaseSettings):
     reload_file: Path | None = None
     """A file whose change makes every worker read its plans again (``nbo serve`` sets it)."""
 
+    # -- model health (``nbo monitor``; alert thresholds) ------------------------------------
+    monitor_max_calibration_ratio: float = Field(default=2.0, gt=1.0)
+    """Alert when a live model's mean predicted redemption rate is off the observed rate by
+    more than this factor, either way (2: it promises twice, or half, what it gets)."""
+
+    monitor_max_psi: float = Field(default=0.2, gt=0.0)
+    """Alert when a served score's population stability index against its training
+    distribution exceeds this (< 0.1 stable, 0.1-0.2 moderate, > 0.2 a real shift)."""
+
+    monitor_min_decisions: int = Field(default=500, ge=1)
+    """Settled decisions a model version needs before its calibration can raise an alert."""
+
+    monitor_outcome_days: int = Field(default=28, ge=0)
+    """Days after a decision before its outcome counts as known for calibration."""
+
     @model_validator(mode="after")
     def _arms_fit(self) -> Settings:
         if self.challenger_share + self.holdout_share > 1.0:

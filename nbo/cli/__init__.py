@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from nbo.cli import decide, experiment, models, plan, serve
+from nbo.cli import decide, experiment, models, monitor, plan, serve
 from nbo.cli.common import console, fails_cleanly
 from nbo.cli.data import data_app, describe_cmd, import_completejourney_cmd, validate_cmd
 
@@ -41,6 +41,7 @@ decide.register(app)
 plan.register(app)
 serve.register(app)
 experiment.register(app)
+monitor.register(app)
 
 
 @app.command("demo")

@@ -192,7 +192,9 @@ class ModelHealth:
     """One live model version's calibration, drift and the alerts they raise."""
 
     model_version: str
+    decisions: int
     calibration: Calibration
+    """Of the settled decisions."""
     psi: dict[str, float]
     """Score name -> PSI of its served values against the training reference (NaN: none)."""
     alerts: list[str]
@@ -200,7 +202,8 @@ class ModelHealth:
     def metrics(self) -> dict[str, float]:
         """Flat numbers for MLflow (NaN and inf left out by the caller)."""
         c = self.calibration
-        found = {"decisions": float(c.decisions), "predicted_rate": c.predicted,
+        found = {"decisions": float(self.decisions), "settled_decisions": float(c.decisions),
+                 "predicted_rate": c.predicted,
                  "observed_rate": c.observed, "observed_rate_low": c.observed_low,
                  "observed_rate_high": c.observed_high, "calibration_ratio": c.ratio,
                  "alerts": float(len(self.alerts))}  # fmt: skip
@@ -213,14 +216,19 @@ def model_health(
     thresholds: Thresholds,
 ) -> list[ModelHealth]:
     """Per ``model_version`` of ``outcomes`` (one row per served decision: model_version,
-    redeemed 0/1 and the :data:`SCORES`): calibration, PSI against ``references`` (version ->
-    score -> training reference) and the alerts. Calibration alerts need at least
-    ``thresholds.min_decisions`` decisions (fewer are too noisy to judge)."""
+    redeemed 0/1 and the :data:`SCORES`; optionally ``settled``): calibration, PSI against
+    ``references`` (version -> score -> training reference) and the alerts.
+
+    Calibration counts only the ``settled`` decisions (whose outcome is known: a decision made
+    yesterday has had no time to be redeemed), PSI every decision. Calibration alerts need at
+    least ``thresholds.min_decisions`` settled decisions (fewer are too noisy to judge).
+    """
     out = []
     for (version,), group in outcomes.sort("model_version").group_by(
         "model_version", maintain_order=True
     ):
-        found = calibration(group["p_redeem"].to_numpy(), group["redeemed"].to_numpy())
+        known = group.filter(pl.col("settled")) if "settled" in group.columns else group
+        found = calibration(known["p_redeem"].to_numpy(), known["redeemed"].to_numpy())
         reference = references.get(str(version), {})
         drift = {
             name: psi(reference[name], group[name].to_numpy()) if name in reference else math.nan
@@ -238,5 +246,5 @@ def model_health(
         for name, value in drift.items():
             if value > thresholds.max_psi:
                 alerts.append(f"drift: PSI of {name} {value:.3f} > {thresholds.max_psi:g}")
-        out.append(ModelHealth(str(version), found, drift, alerts))
+        out.append(ModelHealth(str(version), group.height, found, drift, alerts))
     return out

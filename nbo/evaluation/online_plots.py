@@ -3,6 +3,7 @@ report`` and ``nbo monitor``. Figures are built without pyplot (no global state 
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
@@ -52,10 +53,8 @@ def calibration_figure(found: Calibration, title: str) -> Figure:
     axes = figure.subplots()
     table = found.deciles
     predicted, observed = table["predicted"].to_numpy(), table["observed"].to_numpy()
-    errors = [
-        observed - table["observed_low"].to_numpy(),
-        table["observed_high"].to_numpy() - observed,
-    ]
+    low, high = table["observed_low"].to_numpy(), table["observed_high"].to_numpy()
+    errors = np.clip([observed - low, high - observed], 0.0, None)  # rounding: never below 0
     axes.errorbar(predicted, observed, yerr=errors, fmt="o", capsize=3, label="deciles")
     top = float(max(predicted.max(initial=0.0), table["observed_high"].max() or 0.0, 0.01))
     axes.plot([0, top], [0, top], linestyle="--", color="grey", label="calibrated")
