@@ -20,6 +20,7 @@ import polars as pl
 
 from nbo.data.io import ClubData
 from nbo.evaluation.backtest import evaluate_bundle
+from nbo.evaluation.reference import training_reference
 from nbo.features.history import History, as_datetime
 from nbo.models.affinity import ProductAffinity
 from nbo.models.purchase import OfferPurchase
@@ -144,6 +145,7 @@ def train(
     evaluation = evaluate_bundle(bundle, club, max_members=config.evaluation.max_members)
     seconds["holdout evaluation"] = time.perf_counter() - start
     bundle.metrics = evaluation.metrics
+    bundle.reference = training_reference(bundle, club)  # what nbo monitor compares with
     result = TrainResult(bundle, evaluation.metrics, evaluation.table, seconds)
     if log:
         from mlflow.tracking import MlflowClient
@@ -163,7 +165,12 @@ def train(
             | {f"seconds_{k.replace(' ', '_')}": v for k, v in seconds.items()},
             example=(
                 str(club.root),
-                evaluation.truth["member_id"].unique().sort().head(2).to_list(),
+                # trained on everything, the holdout is empty: members known before as_of
+                evaluation.truth["member_id"].unique().sort().head(2).to_list()
+                or History(club, as_of)
+                .members.select(pl.col("member_id").sort().head(2))
+                .collect()["member_id"]
+                .to_list(),
             ),
             figures=training_figures(bundle, evaluation),
         )

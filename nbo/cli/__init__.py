@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from nbo.cli import decide, experiment, models, monitor, plan, serve
+from nbo.cli import decide, experiment, models, monitor, plan, retrain, serve
 from nbo.cli.common import console, fails_cleanly
 from nbo.cli.data import data_app, describe_cmd, import_completejourney_cmd, validate_cmd
 
@@ -37,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 models.register(app)
+retrain.register(app)
 decide.register(app)
 plan.register(app)
 serve.register(app)
@@ -64,7 +65,7 @@ def demo_cmd(
     describe_cmd(data_dir)
     models.train_cmd(data_dir, as_of)
     try:
-        models.promote_cmd()
+        retrain.promote_cmd()
     except typer.Exit:
         console.print("the new candidate did not pass the gate; the champion is unchanged")
     models.evaluate_cmd(data_dir, as_of, model=models.DEFAULT_MODEL)

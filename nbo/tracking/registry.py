@@ -1,4 +1,6 @@
-"""MLflow tracking and the model registry: log a training run, move aliases, load bundles.
+"""MLflow tracking and the model registry: log a training run, load bundles.
+
+Alias ``candidate`` moves here (:func:`log_bundle`); ``champion`` in :mod:`nbo.tracking.promotion`.
 
 Embedded default: a SQLite tracking store ``mlflow.db`` and artifacts in ``mlartifacts/`` in the
 working directory. ``MLFLOW_TRACKING_URI`` points nbo at a team's tracking server instead.
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +22,13 @@ from nbo.tracking.bundle import BUNDLE_FILE, Bundle
 
 __all__ = [
     "MODEL_NAME",
-    "Promotion",
     "configure",
     "load_bundle",
     "log_bundle",
-    "promote",
 ]
 
 MODEL_NAME = "nbo"
 MODEL_ARTIFACT = "bundle"
-# metric -> True if higher is better; the promotion gate compares these
-GATE_METRICS: dict[str, bool] = {
-    "holdout_recall_at_10": True,
-    "holdout_ndcg_at_10": True,
-    "holdout_offer_auc": True,
-    "holdout_visit_mae": False,
-}
 
 
 class RegistryError(NboError):
@@ -116,71 +108,6 @@ def log_bundle(
         client.set_registered_model_alias(MODEL_NAME, "candidate", version)
         client.set_model_version_tag(MODEL_NAME, version, "as_of", bundle.as_of.date().isoformat())
         return run.info.run_id, version
-
-
-@dataclass(frozen=True)
-class Promotion:
-    """What ``nbo promote`` decided and why."""
-
-    promoted: bool
-    candidate: str
-    champion: str | None
-    reasons: list[str]
-
-
-def _version_metrics(client: MlflowClient, version: Any) -> dict[str, float]:
-    run = client.get_run(version.run_id)
-    return dict(run.data.metrics)
-
-
-def promote(
-    *, force: bool = False, tolerance: float = 0.0, gate: dict[str, bool] | None = None
-) -> Promotion:
-    """Move ``champion`` to the candidate if no gate metric is worse than the champion's.
-
-    ``tolerance`` is the relative slack allowed (0.01 = may be 1% worse); ``force`` skips the gate.
-    """
-    client = MlflowClient()
-    gate = GATE_METRICS if gate is None else gate
-    try:
-        candidate = client.get_model_version_by_alias(MODEL_NAME, "candidate")
-    except MlflowException:
-        raise RegistryError(
-            "no model version has alias 'candidate'; run `nbo train` first"
-        ) from None
-    try:
-        champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
-    except MlflowException:
-        champion = None
-    reasons: list[str] = []
-    ok = True
-    if champion is not None and champion.version != candidate.version and not force:
-        new, old = _version_metrics(client, candidate), _version_metrics(client, champion)
-        for name, higher_better in gate.items():
-            if name not in old:
-                continue
-            if name not in new:
-                ok = False
-                reasons.append(f"{name}: champion has it, candidate does not")
-                continue
-            slack = abs(old[name]) * tolerance
-            worse = (
-                new[name] < old[name] - slack if higher_better else new[name] > old[name] + slack
-            )
-            verdict = "worse" if worse else "ok"
-            reasons.append(
-                f"{name}: candidate {new[name]:.4f} vs champion {old[name]:.4f} ({verdict})"
-            )
-            ok = ok and not worse
-    elif force:
-        reasons.append("forced: gate skipped")
-    else:
-        reasons.append("no champion yet" if champion is None else "candidate is the champion")
-    if ok:
-        client.set_registered_model_alias(MODEL_NAME, "champion", candidate.version)
-    return Promotion(
-        ok, str(candidate.version), None if champion is None else str(champion.version), reasons
-    )
 
 
 def load_bundle(uri: str) -> Bundle:
