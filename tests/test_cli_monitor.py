@@ -204,3 +204,13 @@ def test_training_reference_scores_recent_campaigns_as_of_their_start(
         assert reference.count == pairs.height
         assert sum(reference.shares) == pytest.approx(1.0)
         assert len(reference.edges) >= 5  # deciles, some merged where scores tie
+
+
+def test_nbo_train_records_the_reference_in_the_bundle(
+    registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)
+    configure()
+    bundle = load_bundle("models:/nbo@champion")
+    assert set(references_of(bundle.reference)) == {"p_redeem", "p_buy"}
+    assert references_of(bundle_reference(bundle.version)) == references_of(bundle.reference)
