@@ -165,7 +165,12 @@ def train(
             | {f"seconds_{k.replace(' ', '_')}": v for k, v in seconds.items()},
             example=(
                 str(club.root),
-                evaluation.truth["member_id"].unique().sort().head(2).to_list(),
+                # trained on everything, the holdout is empty: members known before as_of
+                evaluation.truth["member_id"].unique().sort().head(2).to_list()
+                or History(club, as_of)
+                .members.select(pl.col("member_id").sort().head(2))
+                .collect()["member_id"]
+                .to_list(),
             ),
             figures=training_figures(bundle, evaluation),
         )
