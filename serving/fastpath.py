@@ -34,7 +34,6 @@ from nbo.serving.routes.offers import (
     CHANNEL_MAX_LENGTH,
     DEFAULT_CHANNEL,
     LIMIT_MAX,
-    MEMBER_MAX,
     ROUTE,
     member_offers_body,
 )
@@ -47,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PlainOffersRequest", "answer", "plain_request"]
 
-_PATH = re.compile(r"/v1/members/([0-9]{1,19})/offers")
+_PATH = re.compile(r"/v1/members/([^/]{1,64})/offers")  # the route's MemberPath
 _LIMIT = re.compile(r"[0-9]{1,2}")
 _PARAMETERS = frozenset({"channel", "limit", "at"})
 _AT = TypeAdapter(datetime)
@@ -60,7 +59,7 @@ _JSON = [(b"content-type", b"application/json")]
 class PlainOffersRequest:
     """A request the fast path answers: its validated parameters."""
 
-    member_id: int
+    member_key: str
     channel: str
     limit: int | None
     at: datetime | None
@@ -81,9 +80,6 @@ def plain_request(scope: Scope, keys: dict[str, Role]) -> PlainOffersRequest | N
         return None
     match = _PATH.fullmatch(scope["path"])
     if match is None:
-        return None
-    member_id = int(match[1])
-    if member_id > MEMBER_MAX:
         return None
     params: dict[str, str] = {}
     if scope["query_string"]:  # decoded as Starlette decodes it
@@ -107,7 +103,7 @@ def plain_request(scope: Scope, keys: dict[str, Role]) -> PlainOffersRequest | N
             return None
     if not _reader_key(scope, keys):
         return None
-    return PlainOffersRequest(member_id, channel, limit, at)
+    return PlainOffersRequest(match[1], channel, limit, at)
 
 
 async def answer(
@@ -123,7 +119,7 @@ async def answer(
     status = 200
     try:
         body = await member_offers_body(
-            service, request.member_id, request.at, request.channel, request.limit
+            service, request.member_key, request.at, request.channel, request.limit
         )
     except Exception as exc:
         handler = next(

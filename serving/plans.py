@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nbo.errors import NboError
 from nbo.plans import DayPlan, PlanError, PlanMissingError, plan_command, read_day
-from nbo.plans.store import day_folder
+from nbo.plans.store import day_folder, planned_days, read_manifest
 from nbo.settings import Settings
 
 __all__ = ["DAYS_KEPT", "PlanBook", "PlanError", "PlanMissingError", "require_plan_dir"]
@@ -110,3 +110,13 @@ class PlanBook:
     @property
     def days(self) -> list[date]:
         return list(self._days)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the club names members by text keys (the newest plan loaded, or on disk)."""
+        newest = next(reversed(self._days.values()), None)
+        if newest is not None:
+            return newest[1].keyed
+        days = planned_days(self.plan_dir)
+        manifest = read_manifest(self.plan_dir, days[-1]) if days else None
+        return manifest is not None and manifest.get("member_keys") == "string"

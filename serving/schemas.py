@@ -32,7 +32,14 @@ def _utc(moment: datetime) -> datetime:
 
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 """A time in UTC; the store keeps naive UTC, answers carry the zone (RFC 3339)."""
-MemberId = Annotated[int, Field(ge=0, le=2**63 - 1, description="the club's member id")]
+MemberId = Annotated[
+    Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+    | Annotated[str, Field(min_length=1, max_length=64)],
+    Field(
+        description="the club's member number, or its member key where the club's keys are "
+        "text (card numbers with leading zeros, letters): then always a string"
+    ),
+]
 MAX_BATCH_MEMBERS = 1_000
 MAX_EVENTS = 10_000
 EventType = Literal["exposure", "click", "redemption", "dismissal"]  # = EVENT_TYPES
@@ -76,7 +83,7 @@ class OfferDecision(_Out):
 
 
 class MemberOffersResponse(_Out):
-    member_id: int
+    member_id: int | str = Field(description="as asked: the club's member number or key")
     at: UtcTime
     channel: str
     arm: Literal["champion", "challenger", "holdout"]
@@ -106,7 +113,7 @@ class Recommendation(_Out):
 
 
 class RecommendationsResponse(_Out):
-    member_id: int
+    member_id: int | str = Field(description="as asked: the club's member number or key")
     at: UtcTime
     cold_start: bool
     model_version: str

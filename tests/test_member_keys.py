@@ -123,9 +123,61 @@ def test_cli_outputs_and_inputs_use_the_club_keys(
     assert result.exit_code == 0, result.output
     assert _keys_of(scored) == set(decided["member_id"])
 
-    pl.DataFrame(
-        {"member_id": ["NOPE-1"], "offer_id": ["x"], "at": [decided["send_at"][0]]}
-    ).write_parquet(pairs)
+    # a member who joined after the import: a cold start under the key, as with integer ids
+    late = decided.head(1).with_columns(pl.lit("C999999999").alias("member_id"))
+    at = pl.lit(AT).str.to_datetime().alias("at")
+    late.select("member_id", "offer_id", at).write_parquet(pairs)
     result = runner.invoke(app, args)
-    assert result.exit_code == 2
-    assert "unknown member 'NOPE-1'" in result.output
+    assert result.exit_code == 0, result.output
+    assert _keys_of(scored) == {"C999999999"}
+
+
+def test_the_api_takes_and_gives_the_club_keys(
+    keyed_registry: str, keyed_club: Path, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    from fastapi.testclient import TestClient
+
+    from nbo.serving.app import create_app
+    from nbo.settings import Settings
+    from tests.serving.conftest import KEYS, READER, WRITER, make_plan
+
+    plans = make_plan(keyed_registry, keyed_club, tmp_path / "plans", day=date(2024, 4, 1))
+    settings = Settings(
+        api_keys=KEYS, plan_dir=plans, data_dir=keyed_club, today=date(2024, 4, 1),
+        holdout_share=0.0, database_url=f"sqlite:///{tmp_path / 'nbo.db'}",
+    )  # fmt: skip
+    keys = MemberKeys.of(keyed_club)
+    assert keys.pairs is not None
+    known = keys.pairs["member_key"].sort().to_list()[:40]
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        one = client.get(f"/v1/members/{known[0]}/offers", headers=READER)
+        assert one.status_code == 200, one.text
+        assert one.json()["member_id"] == known[0]
+        batch = client.post("/v1/offers/batch", json={"member_ids": known}, headers=READER)
+        assert batch.status_code == 200, batch.text
+        assert [r["member_id"] for r in batch.json()["results"]] == known
+        recs = client.get(f"/v1/members/{known[1]}/recommendations", headers=READER)
+        assert recs.status_code == 200 and recs.json()["member_id"] == known[1]
+        # a card issued after the import: served as a new member, under its key
+        late = client.get("/v1/members/C999999999/offers", headers=READER)
+        assert late.status_code == 200 and late.json()["cold_start"]
+        # a number is not a key here: is 157 the card "C000000157"? refused, not guessed
+        wrong = client.post(
+            "/v1/offers/batch", json={"member_ids": [known[0], 157]}, headers=READER
+        )
+        assert wrong.status_code == 422 and "member_ids[1]" in wrong.json()["detail"]
+
+        offered = next(r for r in batch.json()["results"] if r["offers"])
+        decision = offered["offers"][0]
+        event = {
+            "event_id": "e-1", "event_type": "redemption", "member_id": offered["member_id"],
+            "offer_id": decision["offer_id"], "decision_id": decision["decision_id"],
+            "ts": "2024-04-01T12:00:00Z",
+        }  # fmt: skip
+        posted = client.post("/v1/events", json={"events": [event]}, headers=WRITER)
+        assert posted.status_code == 200, posted.text
+        service = client.app.state.service  # type: ignore[attr-defined]
+        stored = service.store.events_for(int(keys.ids([offered["member_id"]])[0]))
+        assert stored["event_id"].to_list() == ["e-1"]

@@ -153,7 +153,7 @@ def decide_cmd(
             progress.update(task, description="recording decisions")
             recorded = store.record_decisions(decisions)
     store.close()
-    _write(decisions.select(OUTPUT_COLUMNS), out, club)
+    _write(decisions.select(OUTPUT_COLUMNS), out, club.keys)
     if record:
         again = decisions.height - recorded
         console.print(

@@ -16,6 +16,7 @@ from nbo.errors import NboError
 
 if TYPE_CHECKING:  # imported lazily at run time: `nbo --help` stays fast
     from nbo.data.io import ClubData
+    from nbo.data.keys import MemberKeys
     from nbo.tracking.bundle import Bundle
 
 __all__ = ["evaluate_cmd", "promote_cmd", "register", "train_cmd"]
@@ -48,12 +49,12 @@ def _bundle(uri: str) -> Bundle:
     return load_bundle(uri)
 
 
-def _write(frame: pl.DataFrame, out: Path, club: ClubData | None = None) -> None:
-    """Write ``frame`` atomically; with ``club``, its members under the club's own keys."""
+def _write(frame: pl.DataFrame, out: Path, keys: MemberKeys | None = None) -> None:
+    """Write ``frame`` atomically; with ``keys``, its members under the club's own keys."""
     from nbo.data.io import write_table
 
-    if club is not None and "member_id" in frame.columns:
-        frame = club.keys.to_keys(frame)
+    if keys is not None and "member_id" in frame.columns:
+        frame = keys.to_keys(frame)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     write_table(frame, tmp)
@@ -317,7 +318,7 @@ def recommend_cmd(
     bundle, club = _bundle(model), _club(data)
     with console.status("recommending"):
         recs = bundle.recommend(club, _date(at, "--at"), k=k)
-    _write(recs, out, club)
+    _write(recs, out, club.keys)
 
 
 @fails_cleanly
@@ -339,8 +340,10 @@ def score_offers_cmd(
             "(need member_id, offer_id, at)"
         )
     club = _club(data)
+    keys = club.keys
     if frame.schema.get("member_id") == pl.String:  # the club's own keys
-        frame = club.keys.to_ids(frame)
+        keys = keys.including(frame["member_id"].drop_nulls().unique().to_list())
+        frame = keys.to_ids(frame)
     try:
         frame = frame.select(
             pl.col("member_id").cast(pl.Int64),
@@ -354,7 +357,7 @@ def score_offers_cmd(
         scored = bundle.score_offers(club, frame)
     except ValueError as exc:
         raise NboError(f"{pairs}: {exc}") from None
-    _write(scored, out, club)
+    _write(scored, out, keys)
 
 
 @fails_cleanly
@@ -378,7 +381,7 @@ def forecast_visits_cmd(
             *[c for c in forecast.columns if c in ("lapsing", "cold_start")],
         ),
         out,
-        club,
+        club.keys,
     )
 
 

@@ -152,6 +152,7 @@ def plan_cmd(
                 "contract_version": source.get("contract_version"),
             },
             policy={"file": str(policy) if policy else None, "digest": policy_digest(rules)},
+            member_keys="string" if club.keys.keyed else "integer",
         )
     console.print(summary_table(plan, time.perf_counter() - start))
     console.print(

@@ -32,6 +32,7 @@ __all__ = [
     "key_ids",
     "keyed_member_ids",
     "keyed_spec",
+    "member_id_of",
 ]
 
 KEYS_FILE = "member_keys.parquet"
@@ -75,9 +76,6 @@ class MemberKeys:
 
     def __init__(self, pairs: pl.DataFrame | None) -> None:
         self.pairs = pairs
-        self._by_key: dict[str, int] = {}
-        if pairs is not None:
-            self._by_key = dict(zip(pairs["member_key"], pairs["member_id"], strict=True))
 
     @classmethod
     def of(cls, root: str | Path) -> MemberKeys:
@@ -91,23 +89,27 @@ class MemberKeys:
         return self.pairs is not None
 
     def ids(self, keys: Sequence[str | int], *, what: str = "member") -> np.ndarray:
-        """Internal ids of club keys; unknown keys raise :class:`UnknownMemberError` naming them."""
+        """Internal ids of club keys (see :func:`member_id_of`); a key of the wrong kind raises
+        :class:`UnknownMemberError` naming it. A key the table does not hold yet (a member
+        who joined after the import) gets its id all the same: the one a later import gives."""
+        return np.fromiter(
+            (member_id_of(k, keyed=self.keyed, what=what) for k in keys),
+            dtype=np.int64,
+            count=len(keys),
+        )
+
+    def including(self, keys: Sequence[str]) -> MemberKeys:
+        """These keys and ``keys`` (members who joined after the import), to name them in output."""
         if self.pairs is None:
-            bad = [k for k in keys if not _as_int_key(k)]
-            if bad:
-                raise UnknownMemberError(
-                    f"{what} {', '.join(repr(k) for k in bad[:5])}: this club's member ids are "
-                    "whole numbers"
-                )
-            return np.asarray([int(k) for k in keys], dtype=np.int64)
-        found = [self._by_key.get(str(k)) for k in keys]
-        missing = [k for k, v in zip(keys, found, strict=True) if v is None]
-        if missing:
-            raise UnknownMemberError(
-                f"unknown {what} {', '.join(repr(str(k)) for k in missing[:5])}"
-                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            )
-        return np.asarray(found, dtype=np.int64)
+            return self
+        extra = key_ids(keys).join(self.pairs, on="member_id", how="anti")
+        return MemberKeys(pl.concat([self.pairs, extra]))
+
+    def known(self, ids: np.ndarray) -> np.ndarray:
+        """Which ``ids`` the key table holds (all of them when the keys are the ids)."""
+        if self.pairs is None:
+            return np.ones(len(ids), dtype=bool)
+        return np.isin(ids, self.pairs["member_id"].to_numpy())
 
     def to_ids(self, frame: pl.DataFrame, column: str = "member_id") -> pl.DataFrame:
         """``frame`` with the club keys in ``column`` replaced by internal ids (same order)."""
@@ -130,10 +132,33 @@ class MemberKeys:
         return str(row["member_key"][0]) if row.height else member_id
 
 
-def _as_int_key(key: str | int) -> bool:
-    if isinstance(key, int) and not isinstance(key, bool):
-        return True
-    return isinstance(key, str) and key.isdigit() and len(key) <= 18
+MAX_KEY_LENGTH = 64
+INT_KEY_MAX = 2**63 - 1
+
+
+def member_id_of(key: str | int, *, keyed: bool, what: str = "member") -> int:
+    """The internal id of one club key: the rule every edge (CLI, API) applies.
+
+    A club with string keys (``keyed``): the key's stable hash; its keys are text, so a JSON
+    number is refused rather than guessed at (is 157 the card "0000157"?). A club with
+    integer member numbers: the number itself, given as a number or as its digits.
+    """
+    if keyed:
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
+            raise UnknownMemberError(
+                f"{what} {key!r}: this club's member keys are text of 1 to {MAX_KEY_LENGTH} "
+                "characters (send them as strings)"
+            )
+        return _hash_id(key)
+    if isinstance(key, bool) or not isinstance(key, int | str):
+        raise UnknownMemberError(f"{what} {key!r}: this club's member ids are whole numbers")
+    if isinstance(key, str):
+        if not (key.isascii() and key.isdigit()) or len(key) > 19:
+            raise UnknownMemberError(f"{what} {key!r}: this club's member ids are whole numbers")
+        key = int(key)
+    if not 0 <= key <= INT_KEY_MAX:
+        raise UnknownMemberError(f"{what} {key}: member ids are 0 to {INT_KEY_MAX}")
+    return key
 
 
 def keyed_spec(spec: TableSpec) -> TableSpec:

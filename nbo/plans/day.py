@@ -161,6 +161,11 @@ class DayPlan:
     def shard(self, member_id: int) -> int:
         return member_shard(member_id, self.shards)
 
+    @property
+    def keyed(self) -> bool:
+        """Whether the club's member keys are text (see :func:`nbo.data.keys.member_id_of`)."""
+        return self.manifest.get("member_keys") == "string"
+
     def knows(self, member_id: int) -> bool:
         """Whether the data knows ``member_id`` (else it gets the cold-start template)."""
         ids = self.members[self.shard(member_id)]

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Query
 
 from nbo.plans import MAX_RECOMMENDATIONS
 from nbo.serving.deps import ReaderService
-from nbo.serving.routes.offers import ERRORS, AtQuery, MemberPath, plan_for
+from nbo.serving.routes.offers import (
+    ERRORS,
+    AtQuery,
+    MemberPath,
+    member_ids,
+    plan_for,
+    shown_key,
+)
 from nbo.serving.schemas import (
     Campaign,
     CampaignList,
@@ -67,13 +74,14 @@ async def recommendations(
     """The products the member is likely to buy next, with a reason each."""
     when = service.resolve_at(at)
     plan = await plan_for(service, when)
-    arm = service.arm(member_id, plan)
+    (internal,) = member_ids(plan, [member_id], "member")
+    arm = service.arm(internal, plan)
     source = arm if arm in plan.arms else "champion"
-    rows = plan.recommendations(source, member_id)
+    rows = plan.recommendations(source, internal)
     cold = rows is None or any(bool(r["cold_start"]) for r in rows)
     chosen = (rows if rows is not None else plan.cold_recommendations(source))[:k]
     return RecommendationsResponse(
-        member_id=member_id,
+        member_id=shown_key(plan, member_id, internal),
         at=when,
         cold_start=cold,
         model_version=plan.arms[source].model.version,

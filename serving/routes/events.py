@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from nbo.data.keys import member_id_of
 from nbo.serving.deps import WriterService
 from nbo.serving.metrics import EVENTS
 from nbo.serving.routes.offers import ERRORS
@@ -21,7 +22,12 @@ def post_events(body: EventsRequest, service: WriterService) -> EventsAck:
     The answer comes only after the events are committed durably: a 2xx means stored. Resending
     a batch after a timeout is safe (known ids count as duplicates).
     """
-    rows = [event.model_dump() for event in body.events]
+    keyed = service.plans.keyed
+    rows = [
+        event.model_dump()
+        | {"member_id": member_id_of(event.member_id, keyed=keyed, what=f"events[{i}].member_id")}
+        for i, event in enumerate(body.events)
+    ]
     receipt = service.store.record_events(rows)
     if receipt.inserted:
         for event in body.events:

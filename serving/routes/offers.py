@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
 
+from nbo.data.keys import MAX_KEY_LENGTH, member_id_of
 from nbo.plans import DayPlan
 from nbo.serving.deps import ReaderService
 from nbo.serving.metrics import DECISIONS
@@ -24,11 +26,12 @@ __all__ = [
     "CHANNEL_MAX_LENGTH",
     "DEFAULT_CHANNEL",
     "LIMIT_MAX",
-    "MEMBER_MAX",
     "ROUTE",
+    "member_ids",
     "member_offers_body",
     "plan_for",
     "router",
+    "shown_key",
 ]
 
 router = APIRouter(prefix="/v1", tags=["offers"])
@@ -38,11 +41,17 @@ ERRORS: dict[int | str, dict[str, object]] = {
     422: {"model": Problem}, 503: {"model": Problem},
 }  # fmt: skip
 ROUTE = "/v1/members/{member_id}/offers"
-MEMBER_MAX = 2**63 - 1
 CHANNEL_MAX_LENGTH = 32
 DEFAULT_CHANNEL = "email"
 LIMIT_MAX = 50
-MemberPath = Annotated[int, Path(ge=0, le=MEMBER_MAX, description="the club's member id")]
+MemberPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="the club's member number, or its member key where the club's keys are text",
+    ),
+]
 AtQuery = Annotated[
     datetime | None, Query(description="decision time (ISO 8601); default: the service's now")
 ]
@@ -60,7 +69,23 @@ async def plan_for(service: OfferService, when: datetime) -> DayPlan:
     return plan
 
 
-def _response(answer: MemberOffers, when: datetime, channel: str) -> MemberOffersResponse:
+def member_ids(plan: DayPlan, keys: Sequence[int | str], what: str) -> list[int]:
+    """Internal ids of the members asked for (422 naming a key of the wrong kind)."""
+    many = len(keys) > 1
+    return [
+        member_id_of(k, keyed=plan.keyed, what=f"{what}[{i}]" if many else what)
+        for i, k in enumerate(keys)
+    ]
+
+
+def shown_key(plan: DayPlan, key: int | str, member_id: int) -> int | str:
+    """What an answer names the member by: the key as asked, or the member number."""
+    return str(key) if plan.keyed else member_id
+
+
+def _response(
+    answer: MemberOffers, when: datetime, channel: str, key: int | str
+) -> MemberOffersResponse:
     info = answer.day.offer_info
     offers = []
     for d in answer.decisions:
@@ -92,7 +117,7 @@ def _response(answer: MemberOffers, when: datetime, channel: str) -> MemberOffer
         )
     return MemberOffersResponse.model_validate(
         {
-            "member_id": answer.member_id,
+            "member_id": shown_key(answer.day, key, answer.member_id),
             "at": when,
             "channel": channel,
             "arm": answer.arm,
@@ -105,7 +130,7 @@ def _response(answer: MemberOffers, when: datetime, channel: str) -> MemberOffer
 
 async def _decide(
     service: OfferService,
-    member_ids: list[int],
+    keys: Sequence[int | str],
     at: datetime | None,
     channel: str,
     limit: int | None,
@@ -115,7 +140,13 @@ async def _decide(
     when = service.resolve_at(at)
     service.policy.check_channel(channel)
     plan = await plan_for(service, when)
-    args = (member_ids, when, channel, limit, plan)
+    args = (
+        member_ids(plan, keys, "member_ids" if in_thread else "member"),
+        when,
+        channel,
+        limit,
+        plan,
+    )
     answers = await run_in_threadpool(service.decide, *args) if in_thread else service.decide(*args)
     try:
         await service.record(answers, when)
@@ -128,12 +159,12 @@ async def _decide(
 
 
 async def member_offers_body(
-    service: OfferService, member_id: int, at: datetime | None, channel: str, limit: int | None
+    service: OfferService, key: str, at: datetime | None, channel: str, limit: int | None
 ) -> bytes:
     """One member's answer as JSON, its decisions recorded (the route's and the fast path's)."""
     # one member's decision costs well under a millisecond: no thread hop
-    when, answers = await _decide(service, [member_id], at, channel, limit, in_thread=False)
-    return _response(answers[0], when, channel).model_dump_json().encode()
+    when, answers = await _decide(service, [key], at, channel, limit, in_thread=False)
+    return _response(answers[0], when, channel, key).model_dump_json().encode()
 
 
 @router.get(ROUTE.removeprefix("/v1"), response_model=MemberOffersResponse, responses=ERRORS)
@@ -161,7 +192,10 @@ async def batch_offers(body: BatchOffersRequest, service: ReaderService) -> Resp
     when, answers = await _decide(
         service, body.member_ids, body.at, body.channel, body.limit, in_thread=True
     )
-    results = [_response(a, when, body.channel) for a in answers]
+    results = [
+        _response(a, when, body.channel, key)
+        for a, key in zip(answers, body.member_ids, strict=True)
+    ]
     return Response(
         BatchOffersResponse(results=results).model_dump_json(), media_type="application/json"
     )

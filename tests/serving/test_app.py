@@ -139,8 +139,6 @@ def test_api_keys_and_roles(
 @pytest.mark.parametrize(
     ("path", "field"),
     [
-        ("/v1/members/abc/offers", "member_id"),
-        ("/v1/members/-3/offers", "member_id"),
         ("/v1/members/1/offers?limit=0", "limit"),
         ("/v1/members/1/offers?at=yesterday", "at"),
         ("/v1/members/1/recommendations?k=500", "k"),
@@ -152,6 +150,15 @@ def test_malformed_input_is_a_422_naming_the_field(
     response = client.get(path, headers=READER)
     assert response.status_code == 422
     assert any(field in error["loc"] for error in response.json()["detail"])
+
+
+@pytest.mark.parametrize("key", ["abc", "-3", "1.5", "99999999999999999999"])
+def test_a_member_key_of_the_wrong_kind_is_a_422_naming_it(client: TestClient, key: str) -> None:
+    """This club numbers its members: a key that is not a whole number is named in the 422."""
+    for route in ("offers", "recommendations"):
+        response = client.get(f"/v1/members/{key}/{route}", headers=READER)
+        assert response.status_code == 422
+        assert f"member '{key}'" in response.json()["detail"]
 
 
 def test_policy_and_time_problems_are_422_with_detail(client: TestClient) -> None:
