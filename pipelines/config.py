@@ -21,6 +21,7 @@ import os
 import textwrap
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -178,6 +179,26 @@ class TrainConfig(_TrainConfigBase):  # type: ignore[misc, valid-type]
         section: BaseModel = getattr(self, name)
         return _build(ESTIMATORS[name], section)
 
+    def with_overrides(
+        self, overrides: Mapping[str, Any], source: str = "overrides"
+    ) -> TrainConfig:
+        """This configuration with values set by dotted path (``{"affinity.n_rankers": 3}``).
+
+        The paths are the MLflow params' names. Raises :class:`TrainConfigError` naming
+        ``source`` and the path of a bad value or a name no section has.
+        """
+        document = self.model_dump()
+        for path, value in overrides.items():
+            *sections, name = path.split(".")
+            node = document
+            for section in sections:
+                child = node.get(section)
+                if not isinstance(child, dict):
+                    raise TrainConfigError(f"{source}: {path}: no section {section!r} there")
+                node = child
+            node[name] = value
+        return _validated(document, source)
+
     def to_yaml(self) -> str:
         """Every value of the configuration as YAML that :func:`load_config` reads back."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -252,6 +273,10 @@ def load_config(path: str | os.PathLike[str]) -> TrainConfig:
             f"{Path(path)}: expected a mapping of sections ({sections}), "
             f"got {type(document).__name__}"
         )
+    return _validated(document, str(Path(path)))
+
+
+def _validated(document: dict[Any, Any], source: str) -> TrainConfig:
     try:
         config: TrainConfig = TrainConfig.model_validate(document)
     except ValidationError as exc:
@@ -259,7 +284,7 @@ def load_config(path: str | os.PathLike[str]) -> TrainConfig:
             f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
             for error in exc.errors()
         )
-        raise TrainConfigError(f"{Path(path)}: {problems}") from None
+        raise TrainConfigError(f"{source}: {problems}") from None
     return config
 
 

@@ -86,6 +86,19 @@ def test_a_bad_file_names_the_file_and_the_field(tmp_path: Path, text: str, mess
     assert message in str(caught.value)
 
 
+def test_overrides_by_dotted_path() -> None:
+    config = TrainConfig().with_overrides({"affinity.cf.factors": 16, "timing.n_threads": 1})
+    assert config.estimator("affinity").cf.factors == 16
+    assert config.estimator("timing").n_threads == 1
+    assert config.affinity.n_rankers == TrainConfig().affinity.n_rankers
+    with pytest.raises(TrainConfigError, match=r"^variant: affinity.n_rankers: Input should be"):
+        TrainConfig().with_overrides({"affinity.n_rankers": "3"}, "variant")
+    with pytest.raises(TrainConfigError, match=r"affinity\.n_rankerz: Extra inputs"):
+        TrainConfig().with_overrides({"affinity.n_rankerz": 3})
+    with pytest.raises(TrainConfigError, match="no section 'afinity'"):
+        TrainConfig().with_overrides({"afinity.n_rankers": 3})
+
+
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(TrainConfigError, match="no such training configuration"):
         load_config(tmp_path / "absent.yaml")
