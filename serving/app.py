@@ -22,7 +22,7 @@ from nbo import __version__
 from nbo.errors import NboError
 from nbo.plans import PlanError
 from nbo.serving import fastpath
-from nbo.serving.metrics import MODEL
+from nbo.serving.metrics import MODEL, show_drift
 from nbo.serving.middleware import RouteTimer
 from nbo.serving.routes import catalog, events, offers, ops
 from nbo.serving.state import OfferService
@@ -46,6 +46,8 @@ def _show_models(service: OfferService) -> None:
         MODEL.labels(*labels).set(1)
     _shown.clear()
     _shown.update(now)
+    plan = service.plans.cached(service.today())
+    show_drift(plan.manifest.get("drift", {}) if plan is not None else {})
 
 
 def _reload_token(path: Path | None) -> str:

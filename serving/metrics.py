@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -15,7 +17,16 @@ from prometheus_client import (
     multiprocess,
 )
 
-__all__ = ["CONTENT_TYPE_LATEST", "DECISIONS", "EVENTS", "LATENCY", "MODEL", "render"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "DECISIONS",
+    "EVENTS",
+    "LATENCY",
+    "MODEL",
+    "SCORE_PSI",
+    "render",
+    "show_drift",
+]
 
 LATENCY = Histogram(
     "nbo_request_seconds",
@@ -31,6 +42,30 @@ MODEL = Gauge(
     ["arm", "uri", "version"],
     multiprocess_mode="liveall",
 )
+
+SCORE_PSI = Gauge(
+    "nbo_score_psi",
+    "Population stability index of today's planned scores against the model's training "
+    "distribution (nbo plan computes it; > NBO_MONITOR_MAX_PSI is a shift: run nbo monitor)",
+    ["arm", "version", "score"],
+    multiprocess_mode="livemostrecent",
+)
+_drift_shown: set[tuple[str, str, str]] = set()
+
+
+def show_drift(drift: dict[str, Any]) -> None:
+    """Set :data:`SCORE_PSI` from a plan manifest's ``drift`` (arm -> version, psi by score);
+    series no longer served turn NaN (labels cannot be removed in multi-process mode)."""
+    now: dict[tuple[str, str, str], float] = {}
+    for arm, found in drift.items():
+        for score, value in found.get("psi", {}).items():
+            now[(arm, str(found.get("version")), score)] = float(value)
+    for labels in _drift_shown - set(now):
+        SCORE_PSI.labels(*labels).set(math.nan)
+    for labels, value in now.items():
+        SCORE_PSI.labels(*labels).set(value)
+    _drift_shown.clear()
+    _drift_shown.update(now)
 
 
 def render() -> bytes:

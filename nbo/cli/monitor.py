@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -23,8 +23,17 @@ if TYPE_CHECKING:
     import polars as pl
 
     from nbo.evaluation.monitor import ModelHealth, Thresholds
+    from nbo.plans import DayPlan
+    from nbo.tracking.bundle import Bundle
 
-__all__ = ["EXIT_ALERT", "health_table", "monitor_cmd", "register", "served_outcomes"]
+__all__ = [
+    "EXIT_ALERT",
+    "health_table",
+    "monitor_cmd",
+    "planned_drift",
+    "register",
+    "served_outcomes",
+]
 
 EXIT_ALERT = 4
 
@@ -162,3 +171,31 @@ def _log(
 
 def register(app: typer.Typer) -> None:
     app.command("monitor")(monitor_cmd)
+
+
+def planned_drift(plan: DayPlan, bundles: dict[str, Bundle]) -> dict[str, dict[str, Any]]:
+    """Per arm of a day's plan: its model version and the PSI of the plan's candidate scores
+    (one channel's rows: every channel plans the same candidates) against the bundle's
+    training reference. ``nbo plan`` writes it into the plan's manifest; the service shows it
+    as the gauge ``nbo_score_psi``. Arms whose bundle has no reference are left out."""
+    import numpy as np
+
+    from nbo.evaluation.monitor import SCORES, psi
+    from nbo.evaluation.reference import references_of
+
+    drift: dict[str, dict[str, Any]] = {}
+    for arm, part in plan.arms.items():
+        references = references_of(getattr(bundles.get(arm), "reference", None))
+        if not references or not part.plans:
+            continue
+        rows = part.plans[sorted(part.plans)[0]]
+        values = {
+            name: psi(references[name], np.concatenate([p.columns[name] for p in rows]))
+            for name in SCORES
+            if name in references
+        }
+        drift[arm] = {
+            "version": part.model.version,
+            "psi": {name: value for name, value in values.items() if math.isfinite(value)},
+        }
+    return drift

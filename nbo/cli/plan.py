@@ -109,6 +109,7 @@ def plan_cmd(
 ) -> None:
     """Score the club once and write the day's plan: every request of the day is answered
     from it. Running it again for the same day replaces the plan whole."""
+    from nbo.cli.monitor import planned_drift
     from nbo.decisioning.policy import load_policy
     from nbo.history import InteractionStore
     from nbo.pipelines.plan import plan_day
@@ -153,6 +154,7 @@ def plan_cmd(
             },
             policy={"file": str(policy) if policy else None, "digest": policy_digest(rules)},
             member_keys="string" if club.keys.keyed else "integer",
+            drift=planned_drift(plan, {arm: bundle for arm, (_, bundle) in models.items()}),
         )
     console.print(summary_table(plan, time.perf_counter() - start))
     console.print(
