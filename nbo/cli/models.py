@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # imported lazily at run time: `nbo --help` stays fast
     from nbo.data.keys import MemberKeys
     from nbo.tracking.bundle import Bundle
 
-__all__ = ["evaluate_cmd", "promote_cmd", "register", "train_cmd"]
+__all__ = ["evaluate_cmd", "register", "train_cmd"]
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Club dataset directory.")]
 ModelOpt = Annotated[
@@ -223,33 +223,6 @@ def train_cmd(
 
 
 @fails_cleanly
-def promote_cmd(
-    force: Annotated[
-        bool, typer.Option("--force", help="Promote without the metric gate.")
-    ] = False,
-    tolerance: Annotated[
-        float, typer.Option(help="Relative slack, e.g. 0.01 = 1% worse is ok.")
-    ] = 0.0,
-) -> None:
-    """Move alias champion to the candidate if its holdout metrics are no worse."""
-    from nbo.tracking.registry import configure, promote
-
-    configure()
-    outcome = promote(force=force, tolerance=tolerance)
-    for reason in outcome.reasons:
-        console.print(f"  {reason}", markup=False)
-    if outcome.promoted:
-        console.print(f"champion is now version {outcome.candidate}", markup=False)
-        return
-    console.print(
-        f"candidate {outcome.candidate} not promoted; champion stays "
-        f"{outcome.champion} (use --force to override)",
-        markup=False,
-    )
-    raise typer.Exit(1)
-
-
-@fails_cleanly
 def evaluate_cmd(
     data: DataOpt,
     as_of: Annotated[str, typer.Option("--as-of", help="Backtest date.")],
@@ -387,7 +360,6 @@ def forecast_visits_cmd(
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
-    app.command("promote")(promote_cmd)
     app.command("evaluate")(evaluate_cmd)
     app.command("recommend")(recommend_cmd)
     app.command("score-offers")(score_offers_cmd)

@@ -1,11 +1,12 @@
 """Promotion commands: ``nbo promote`` (the like-for-like gate) and ``nbo retrain`` (the nightly
-job: train on everything, compare, promote, tell the service). Exit codes in
-docs/retraining.md: 0 promoted, 2 bad input, 3 kept the champion, 4 promoted but the service
-could not be told to reload."""
+job: train on everything, compare, promote, plan the next day, tell the service). Exit codes
+in docs/retraining.md: 0 promoted, 2 bad input, 3 kept the champion, 4 promoted but the
+service was not updated (the plan or the reload failed)."""
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,11 +21,12 @@ from nbo.errors import NboError
 if TYPE_CHECKING:
     from nbo.pipelines.retrain import RetrainResult
 
-__all__ = ["EXIT_KEPT", "EXIT_RELOAD_FAILED", "promote_cmd", "register", "retrain_cmd"]
+__all__ = ["EXIT_KEPT", "EXIT_NOT_UPDATED", "promote_cmd", "register", "retrain_cmd"]
 
 EXIT_KEPT = 3
-EXIT_RELOAD_FAILED = 4
+EXIT_NOT_UPDATED = 4
 ADMIN_KEY_ENV = "NBO_ADMIN_KEY"
+CHALLENGER_ENV = "NBO_CHALLENGER_URI"
 
 ToleranceOpt = Annotated[
     float, typer.Option(help="Relative slack, e.g. 0.01 = 1% worse is ok.", min=0.0)
@@ -134,20 +136,34 @@ def retrain_cmd(
             help=f"Offer service to reload after a promotion (admin key in ${ADMIN_KEY_ENV}).",
         ),
     ] = None,
+    plans: Annotated[
+        Path | None,
+        typer.Option(
+            "--plans",
+            help="After a promotion, plan the day after the last receipt with the new "
+            "champion into this plan directory (what nbo serve reads).",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy YAML for --plans (default policy).")
+    ] = None,
     tolerance: ToleranceOpt = 0.0,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nbo",
 ) -> None:
-    """Train on all the data, compare like for like, promote if no worse, reload the service.
+    """Train on all the data, compare like for like, promote if no worse, plan, reload.
 
-    Exit codes: 0 promoted (and reloaded), 2 bad input, 3 kept the champion, 4 promoted but
-    the service could not be told to reload.
+    Exit codes: 0 promoted (and planned and reloaded when asked), 2 bad input, 3 kept the
+    champion, 4 promoted but the service was not updated (the plan or the reload failed).
     """
     from nbo.data.io import ClubData
+    from nbo.decisioning.policy import load_policy
     from nbo.pipelines.config import load_config
     from nbo.pipelines.retrain import ReloadError, reload_service, retrain
     from nbo.tracking.registry import configure
 
     settings = load_config(config) if config is not None else None
+    if policy is not None:
+        load_policy(policy)  # a bad policy fails now, not after an hour of training
     key = os.environ.get(ADMIN_KEY_ENV, "")
     if service_url is not None and not key:
         raise NboError(f"--service-url needs an admin API key in ${ADMIN_KEY_ENV}")
@@ -170,15 +186,34 @@ def retrain_cmd(
             markup=False,
         )
     _report(outcome)
+    if plans is not None and trained is not None:
+        _plan(data, trained.bundle.as_of, plans, policy)
     if service_url is None:
         return
     try:
         models = reload_service(service_url, key)
     except ReloadError as exc:
         err_console.print(f"[bold red]reload failed:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_RELOAD_FAILED) from None
-    served = ", ".join(f"{arm} {uri}" for arm, uri in models.items())
+        raise typer.Exit(EXIT_NOT_UPDATED) from None
+    served = ", ".join(f"{arm} {model}" for arm, model in models.items())
     console.print(f"service reloaded: {served}", markup=False)
+
+
+def _plan(data: Path, day: datetime, plans: Path, policy: Path | None) -> None:
+    """Plan ``day`` with the new champion (and ``$NBO_CHALLENGER_URI``); exit 4 on failure."""
+    from nbo.cli.plan import plan_cmd
+
+    try:
+        plan_cmd(
+            data, f"{day:%Y-%m-%d}", plans, challenger=os.environ.get(CHALLENGER_ENV), policy=policy
+        )
+    except typer.Exit:
+        err_console.print(
+            f"[bold red]promoted, but the plan for {day:%Y-%m-%d} was not written[/]; the "
+            "service still serves the old one",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_NOT_UPDATED) from None
 
 
 def register(app: typer.Typer) -> None:
