@@ -22,6 +22,7 @@ from nbo.data.io import ClubData
 from nbo.evaluation.monitor import psi
 from nbo.evaluation.reference import reference_pairs, references_of, training_reference
 from nbo.history import InteractionStore
+from nbo.plans import read_manifest
 from nbo.settings import get_settings
 from nbo.tracking.bundle import Bundle
 from nbo.tracking.online import MONITOR_EXPERIMENT, bundle_reference
@@ -46,8 +47,9 @@ def trained(registry: str, synth_club: Path, monkeypatch: pytest.MonkeyPatch) ->
 def _log_bundle(bundle: Bundle) -> str:
     """The bundle as a run's ``bundle`` artifact, as training logs it; its model version."""
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        bundle.version = f"run:{run.info.run_id}"
         mlflow.log_artifact(str(bundle.save(tmp)), artifact_path="bundle")
-        return f"run:{run.info.run_id}"
+        return bundle.version
 
 
 def _decisions(version: str, p_redeem: np.ndarray, at: list[datetime], first: int) -> pl.DataFrame:
@@ -117,11 +119,15 @@ def _holdout_scores(bundle: Bundle) -> np.ndarray:
 
 
 def test_monitor_alerts_on_the_shifted_version_and_logs_each(
-    history: tuple[str, str, str, pl.DataFrame], synth_club: Path, monkeypatch: pytest.MonkeyPatch
+    history: tuple[str, str, str, pl.DataFrame],
+    synth_club: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(console, "width", 200)
     url, good, bad, decided = history
-    result = runner.invoke(app, ["monitor", "--database-url", url, "--data", str(synth_club)])
+    result = runner.invoke(app, ["monitor", "--database-url", url, "--data", str(synth_club),
+                                 "--plans", str(tmp_path / "none")])  # fmt: skip
     assert result.exit_code == EXIT_ALERT, result.output
     alerts = [line for line in result.output.splitlines() if line.startswith("ALERT")]
     assert any(line.startswith(f"ALERT {bad}: calibration") for line in alerts), result.output
@@ -141,7 +147,7 @@ def test_monitor_alerts_on_the_shifted_version_and_logs_each(
         assert metrics["decisions"] == N
         assert metrics["settled_decisions"] == N - YOUNG
         assert metrics["calibration_ratio"] == pytest.approx(
-            settled["p_redeem"].mean() / settled["redeemed"].mean()
+            float(settled["p_redeem"].sum()) / float(settled["redeemed"].sum())
         )
         assert metrics["psi_p_redeem"] == pytest.approx(psi(reference, mine["p_redeem"]))
         assert run.data.tags["alert"] == ("yes" if version == bad else "no")
@@ -151,16 +157,15 @@ def test_monitor_alerts_on_the_shifted_version_and_logs_each(
 
 
 def test_monitor_of_a_healthy_model_exits_zero(
-    history: tuple[str, str, str, pl.DataFrame], synth_club: Path
+    history: tuple[str, str, str, pl.DataFrame], synth_club: Path, tmp_path: Path
 ) -> None:
     url, _, bad, _ = history
     with InteractionStore(url) as store, store.engine.begin() as connection:
         from nbo.history.schema import decisions
 
         connection.execute(decisions.delete().where(decisions.c.model_version == bad))
-    result = runner.invoke(
-        app, ["monitor", "--database-url", url, "--data", str(synth_club), "--no-log"]
-    )
+    result = runner.invoke(app, ["monitor", "--database-url", url, "--data", str(synth_club),
+                                 "--plans", str(tmp_path / "none"), "--no-log"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "ALERT" not in result.output
     assert "logged to MLflow" not in result.output
@@ -196,7 +201,7 @@ def test_training_reference_scores_recent_campaigns_as_of_their_start(
     starts = club.campaigns.filter(pl.col("start_date") >= date(2024, 2, 5)).collect()
     expected = {min(datetime.combine(d, time()), trained.as_of) for d in starts["start_date"]}
     assert set(pairs["at"]) == expected
-    assert pairs["at"].max() <= trained.as_of
+    assert all(at <= trained.as_of for at in pairs["at"])
     assert trained.reference is not None
     bins = references_of(trained.reference)
     assert set(bins) == {"p_redeem", "p_buy"}
@@ -214,3 +219,29 @@ def test_nbo_train_records_the_reference_in_the_bundle(
     bundle = load_bundle("models:/nbo@champion")
     assert set(references_of(bundle.reference)) == {"p_redeem", "p_buy"}
     assert references_of(bundle_reference(bundle.version)) == references_of(bundle.reference)
+
+
+def test_monitor_reads_the_drift_of_the_versions_plans(
+    history: tuple[str, str, str, pl.DataFrame], synth_club: Path, tmp_path: Path
+) -> None:
+    url, good, _, _ = history
+    plans = tmp_path / "plans"
+    made = runner.invoke(app, [
+        "plan", "--data", str(synth_club), "--day", "2024-04-01", "--out", str(plans),
+        "--model", f"runs:/{good.removeprefix('run:')}/bundle",
+        "--database-url", f"sqlite:///{tmp_path / 'plan.db'}",
+    ])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    drift = read_manifest(plans, date(2024, 4, 1))["drift"]["champion"]  # type: ignore[index]
+    assert drift["version"] == good
+    result = runner.invoke(app, ["monitor", "--database-url", url, "--data", str(synth_club),
+                                 "--plans", str(plans)])  # fmt: skip
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(MONITOR_EXPERIMENT)
+    assert experiment is not None
+    runs = {r.data.tags["model_version"]: r for r in client.search_runs([experiment.experiment_id])}
+    planned = runs[good].data.metrics["planned_psi_p_redeem"]
+    assert planned == pytest.approx(drift["psi"]["p_redeem"])
+    assert "planned_psi_p_redeem" not in runs[history[2]].data.metrics  # never planned
+    alerted = f"ALERT {good}: drift: PSI of the plan's p_redeem" in result.output
+    assert alerted == (planned > get_settings().monitor_max_psi), result.output

@@ -7,7 +7,7 @@ fired (thresholds: ``NBO_MONITOR_*`` settings).
 from __future__ import annotations
 
 import math
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "health_table",
     "monitor_cmd",
     "planned_drift",
+    "planned_psi",
     "register",
     "served_outcomes",
 ]
@@ -57,8 +58,30 @@ def served_outcomes(
     return outcomes.with_columns(settled=pl.col("decided_at") <= now - timedelta(days=outcome_days))
 
 
+def planned_psi(plan_dir: Path, since: date | None) -> dict[str, dict[str, float]]:
+    """Model version -> score -> PSI of the candidates of its latest day plan in ``plan_dir``
+    (on/after ``since``), from the plans' manifests (:func:`planned_drift` wrote them)."""
+    from nbo.plans import planned_days, read_manifest
+
+    found: dict[str, dict[str, float]] = {}
+    if not plan_dir.is_dir():
+        return found
+    for day in planned_days(plan_dir):  # oldest first: a later plan's numbers win
+        if since is not None and day < since:
+            continue
+        for drift in ((read_manifest(plan_dir, day) or {}).get("drift") or {}).values():
+            found[str(drift["version"])] = {k: float(v) for k, v in drift["psi"].items()}
+    return found
+
+
 def _ratio(value: float) -> str:
     return "-" if math.isnan(value) else "inf" if math.isinf(value) else f"{value:.2f}"
+
+
+def _psi(value: float, thresholds: Thresholds) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.3f}" + (" !" if value > thresholds.max_psi else "")
 
 
 def health_table(healths: list[ModelHealth], thresholds: Thresholds) -> Table:
@@ -69,14 +92,12 @@ def health_table(healths: list[ModelHealth], thresholds: Thresholds) -> Table:
         title_justify="left",
     )
     for column in ("model version", "decisions", "settled", "predicted", "observed (95% CI)",
-                   "ratio", "PSI p_redeem", "PSI p_buy"):  # fmt: skip
+                   "ratio", "PSI p_redeem", "PSI p_buy", "plan PSI p_redeem"):  # fmt: skip
         table.add_column(column, justify="left" if column == "model version" else "right")
     for health in healths:
         c = health.calibration
-        psi = {
-            name: "-" if math.isnan(v) else f"{v:.3f}" + (" !" if v > thresholds.max_psi else "")
-            for name, v in health.psi.items()
-        }
+        psi = {name: _psi(v, thresholds) for name, v in health.psi.items()}
+        planned = health.planned_psi.get("p_redeem", math.nan)
         calibrated = any(a.startswith("calibration") for a in health.alerts)
         table.add_row(
             health.model_version, f"{health.decisions:,}", f"{c.decisions:,}",
@@ -84,9 +105,12 @@ def health_table(healths: list[ModelHealth], thresholds: Thresholds) -> Table:
             "-" if not c.decisions
             else f"{c.observed:.4f} ({c.observed_low:.4f}–{c.observed_high:.4f})",
             _ratio(c.ratio) + (" !" if calibrated else ""),
-            psi.get("p_redeem", "-"), psi.get("p_buy", "-"),
+            psi.get("p_redeem", "-"), psi.get("p_buy", "-"), _psi(planned, thresholds),
         )  # fmt: skip
-    table.caption = "ratio: mean predicted p_redeem / observed redemption rate; ! = alert"
+    table.caption = (
+        "ratio: mean predicted p_redeem / observed redemption rate; PSI: served scores (the "
+        "policy's choices) and the latest plan's candidates against training; ! = alert"
+    )
     return table
 
 
@@ -96,6 +120,10 @@ def monitor_cmd(
     since: SinceOpt = None,
     data: Annotated[
         Path | None, typer.Option("--data", help="Club dataset (default NBO_DATA_DIR).")
+    ] = None,
+    plans: Annotated[
+        Path | None,
+        typer.Option("--plans", help="Plan directory: its plans' drift (default NBO_PLAN_DIR)."),
     ] = None,
     log: Annotated[
         bool, typer.Option("--log/--no-log", help="Also log to MLflow (nbo-monitor).")
@@ -130,7 +158,8 @@ def monitor_cmd(
     )
     versions = outcomes["model_version"].unique().sort().to_list()
     references = {v: references_of(bundle_reference(v)) for v in versions}
-    healths = model_health(outcomes, references, thresholds)
+    planned = planned_psi(plans if plans is not None else settings.plan_dir, start)
+    healths = model_health(outcomes, references, thresholds, planned)
     console.print(health_table(healths, thresholds))
     for health in healths:
         if not references[health.model_version]:

@@ -20,7 +20,7 @@ prediction to the observed rate (2 = the model promises twice the redemptions it
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -198,6 +198,8 @@ class ModelHealth:
     psi: dict[str, float]
     """Score name -> PSI of its served values against the training reference (NaN: none)."""
     alerts: list[str]
+    planned_psi: dict[str, float] = field(default_factory=dict)
+    """Score name -> PSI of the latest day plan's candidate scores (``nbo plan``), if any."""
 
     def metrics(self) -> dict[str, float]:
         """Flat numbers for MLflow (NaN and inf left out by the caller)."""
@@ -207,17 +209,20 @@ class ModelHealth:
                  "observed_rate": c.observed, "observed_rate_low": c.observed_low,
                  "observed_rate_high": c.observed_high, "calibration_ratio": c.ratio,
                  "alerts": float(len(self.alerts))}  # fmt: skip
-        return found | {f"psi_{name}": value for name, value in self.psi.items()}
+        planned = {f"planned_psi_{name}": value for name, value in self.planned_psi.items()}
+        return found | {f"psi_{name}": value for name, value in self.psi.items()} | planned
 
 
 def model_health(
     outcomes: pl.DataFrame,
     references: dict[str, dict[str, Reference]],
     thresholds: Thresholds,
+    planned: dict[str, dict[str, float]] | None = None,
 ) -> list[ModelHealth]:
     """Per ``model_version`` of ``outcomes`` (one row per served decision: model_version,
     redeemed 0/1 and the :data:`SCORES`; optionally ``settled``): calibration, PSI against
-    ``references`` (version -> score -> training reference) and the alerts.
+    ``references`` (version -> score -> training reference) and the alerts; ``planned``
+    (version -> score -> PSI of its latest plan's candidates) alerts on the same threshold.
 
     Calibration counts only the ``settled`` decisions (whose outcome is known: a decision made
     yesterday has had no time to be redeemed), PSI every decision. Calibration alerts need at
@@ -246,5 +251,11 @@ def model_health(
         for name, value in drift.items():
             if value > thresholds.max_psi:
                 alerts.append(f"drift: PSI of {name} {value:.3f} > {thresholds.max_psi:g}")
-        out.append(ModelHealth(str(version), group.height, found, drift, alerts))
+        in_plan = (planned or {}).get(str(version), {})
+        for name, value in in_plan.items():
+            if value > thresholds.max_psi:
+                alerts.append(
+                    f"drift: PSI of the plan's {name} {value:.3f} > {thresholds.max_psi:g}"
+                )
+        out.append(ModelHealth(str(version), group.height, found, drift, alerts, in_plan))
     return out
