@@ -59,3 +59,29 @@ def test_scripts_ship_inside_the_package() -> None:
     assert (MIGRATIONS / "script.py.mako").is_file()
     assert (MIGRATIONS / "versions" / "__init__.py").is_file()
     assert any(MIGRATIONS.glob("versions/0001_*.py"))
+
+
+def test_decisions_recorded_before_0004_read_as_delivered(store_url: str) -> None:
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    engine = make_engine(store_url)
+    try:
+        upgrade(engine, "0003")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO decisions (decision_id, member_id, offer_id, channel, decided_at, "
+                    "rank, p_redeem, expected_value, propensity, explored, model_version) VALUES "
+                    "('d0', 1, 'C1-a', 'email', :at, 1, 0.2, 1.0, 1.0, false, 'v1')"
+                ),
+                {"at": datetime(2024, 3, 4, 9)},
+            )
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    with InteractionStore(store_url) as store:
+        assert store.decisions_for(1)["delivered"].to_list() == [True]
+        state = store.contact_state(datetime(2024, 3, 5), [1])
+        assert state.sent["offer_id"].to_list() == ["C1-a"]  # an older row is a contact
