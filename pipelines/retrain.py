@@ -21,7 +21,7 @@ from nbo.data.io import ClubData
 from nbo.errors import NboError
 from nbo.features.history import as_datetime
 from nbo.pipelines.compare import Contender, data_end, like_for_like
-from nbo.pipelines.config import TrainConfig, load_config
+from nbo.pipelines.config import TrainConfig, TrainConfigError, load_config
 from nbo.pipelines.train import CONFIG_ARTIFACT, TrainResult, train
 from nbo.tracking.promotion import (
     Promotion,
@@ -68,7 +68,11 @@ def run_config(run_id: str) -> TrainConfig:
             path = MlflowClient().download_artifacts(run_id, CONFIG_ARTIFACT, tmp)
         except (MlflowException, OSError):
             return TrainConfig()  # trained before configurations were logged: the defaults
-        return load_config(path)
+        try:
+            return load_config(path)
+        except TrainConfigError as exc:  # written by another version of nbo
+            problem = str(exc).removeprefix(f"{path}: ")
+            raise TrainConfigError(f"run {run_id}'s {CONFIG_ARTIFACT}: {problem}") from None
 
 
 def promote_candidate(
