@@ -57,6 +57,7 @@ from serve_process import (
 )
 
 from nbo.data.io import ClubData
+from nbo.serving.offerbook import OfferBook
 
 WORK = Path("/work/data/bench")
 HERE = Path(__file__).resolve().parent
@@ -303,9 +304,11 @@ def offers_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) ->
     ]
 
 
-def event_bodies(prefix: str, total: int, batch: int, data: Path) -> list[bytes]:
-    """``total`` events with unique ids on the club's members and offers, as request bodies."""
-    member_ids, offer_ids = club_ids(data)
+def event_bodies(prefix: str, total: int, batch: int, data: Path, plans: Path) -> list[bytes]:
+    """``total`` events with unique ids on the club's members and the planned offers (the
+    service refuses events about offers no plan lists), as request bodies."""
+    member_ids, _ = club_ids(data)
+    offer_ids = sorted(OfferBook(plans).offer_ids())
     t0 = datetime(2017, 8, 1, 8, 0)
     bodies = []
     for start in range(0, total, batch):
@@ -383,9 +386,10 @@ def events_scenario(args: argparse.Namespace, mlflow_uri: str, run_dir: Path) ->
     with postgres_database(args.postgres_url) as database_url:
         env = server_env(mlflow_uri, args.data, database_url, run_dir)
         with serving(run_dir / "serve-events.log", env, args.workers) as server:
-            post_all(server.base_url, event_bodies("warm-up", 2000, 1000, args.data), 2)
+            plans = Path(env["NBO_PLAN_DIR"])
+            post_all(server.base_url, event_bodies("warm-up", 2000, 1000, args.data, plans), 2)
             for batch in args.event_batches:
-                bodies = event_bodies(f"b{batch}", args.events, batch, args.data)
+                bodies = event_bodies(f"b{batch}", args.events, batch, args.data, plans)
                 stored_before = count_rows(database_url, "events")
                 load_before = load()
                 print(f"load before: {load_before}; {args.events:,} events in batches of {batch:,}")

@@ -29,6 +29,7 @@ from scipy.special import betaln, gammaln, hyp2f1, logsumexp
 __all__ = ["BetaGeoNBD", "ParetoNBD", "rfm_summary"]
 
 Array = NDArray[np.float64]
+_LOG_BOUND = 12.0  # parameters within exp(±12) ≈ 6e-6 .. 1.6e5
 
 
 def rfm_summary(visits: pl.LazyFrame, as_of: date) -> pl.DataFrame:
@@ -58,7 +59,8 @@ def _log_hyp2f1_euler(a: Array, b: Array, c: Array, z: Array) -> Array:
     Euler: ``2F1(a, b; c; z) = (1 - z)^(-b) 2F1(c - a, b; c; z / (z - 1))``; with ``c - a =
     1`` the remaining series is positive and bounded, whatever the size of ``a`` and ``b``.
     """
-    return np.asarray(-b * np.log1p(-z) + np.log(hyp2f1(c - a, b, c, z / (z - 1.0))))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(-b * np.log1p(-z) + np.log(hyp2f1(c - a, b, c, z / (z - 1.0))))
 
 
 class _Model:
@@ -72,8 +74,18 @@ class _Model:
     def _log_likelihood(self, params: Array, x: Array, tx: Array, t: Array) -> Array:
         raise NotImplementedError
 
-    def fit(self, frequency: Array, recency: Array, T: Array) -> Self:
-        """Maximum-likelihood parameters from the members' summaries."""
+    def fit(
+        self,
+        frequency: Array,
+        recency: Array,
+        T: Array,
+        start: dict[str, float] | None = None,
+    ) -> Self:
+        """Maximum-likelihood parameters from the members' summaries.
+
+        ``start``: parameters to start from (a fit on similar data), which skips the slower
+        but sturdier simplex search that otherwise comes first.
+        """
         x, tx, t = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T))
         if x.size == 0:
             raise ValueError("no members to fit: every summary array is empty")
@@ -90,13 +102,23 @@ class _Model:
 
         def loss(log_params: Array) -> float:
             params = np.exp(log_params)
-            ll = self._log_likelihood(params, ux, utx, ut)
-            penalty = self.penalizer * float(np.sum(params**2))
+            with np.errstate(all="ignore"):  # extreme trial parameters: scored as hopeless
+                ll = self._log_likelihood(params, ux, utx, ut)
+            if not np.isfinite(ll).all():
+                return 1e12
+            penalty = self.penalizer * float(np.sum(params**2)) if self.penalizer else 0.0
             return float(-(weights @ ll) / weights.sum() + penalty)
 
-        start = np.log(self._start(scale))
-        result = minimize(loss, start, method="Nelder-Mead", options={"maxiter": 4000})
-        result = minimize(loss, result.x, method="L-BFGS-B")
+        if start is None:
+            first = np.log(self._start(scale))
+            first = minimize(loss, first, method="Nelder-Mead", options={"maxiter": 4000}).x
+        else:
+            first = np.log([start[n] for n in self._names])
+        # bounded: a warm start on a thin cut must not run off to degenerate parameters
+        bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(self._names)
+        result = minimize(
+            loss, np.clip(first, -_LOG_BOUND, _LOG_BOUND), method="L-BFGS-B", bounds=bounds
+        )
         self.params_ = dict(zip(self._names, np.exp(result.x).tolist(), strict=True))
         self.log_likelihood_ = float(-result.fun * weights.sum())
         return self

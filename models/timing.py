@@ -13,7 +13,9 @@ on every window (``likely_visits``). The most recent window is held out once, ag
 of the windows whose labels end before it starts, to pick each model's number of boosting
 rounds, to measure the over-dispersion of counts (a negative binomial ``alpha_``) and to
 calibrate the day-level visit probabilities (isotonic); both models are then refitted on every
-window.
+window. Both see BG/NBD's forecast at their cutoff, and the mean model takes BG/NBD's
+expectation as its offset, so the trees only learn what the classic misses
+(:mod:`nbo.models.visit_btyd`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from nbo.features.visits import (
     visit_features,
     with_base_rate,
 )
+from nbo.models.visit_btyd import btyd_features, btyd_training_features, fit_btyd
 from nbo.models.visit_counts import CountModels, nb_median, never_visited_mean
 from nbo.models.visit_days import day_rates, median_days, visited_days, weekday_shares
 from nbo.models.visit_windows import window_cutoffs, window_examples
@@ -59,7 +62,9 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
     Parameters
     ----------
     horizon_days
-        Length of the window whose visits are predicted, and of the training windows.
+        Length of the window whose visits are predicted, and of the training windows. On a
+        history shorter than it plus a step, the count models learn half the history (at
+        least 7 days; ``trained_horizon_days_``), scaled up to ``horizon_days``.
     n_windows, window_step_days
         Number of earlier cutoffs the training examples come from, and the days between them.
     max_train_members
@@ -144,17 +149,29 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
             sample.lazy(), on="member_id", how="semi"
         )
         visits = visits.collect().lazy()
+        first_day = visits.select(pl.col("day").min()).collect().item()
+        self.trained_horizon_days_ = self.horizon_days
+        if first_day is not None and history.as_of_date - first_day < timedelta(
+            days=self.horizon_days + self.window_step_days
+        ):
+            # a history hardly longer than the horizon: learn a shorter one, scaled up
+            days = (history.as_of_date - first_day).days
+            self.trained_horizon_days_ = min(self.horizon_days, max(7, days // 2))
         self.cutoffs_ = window_cutoffs(
             history.as_of_date,
-            visits.select(pl.col("day").min()).collect().item(),
-            horizon_days=self.horizon_days,
+            first_day,
+            horizon_days=self._trained_h,
             step_days=self.window_step_days,
             n_windows=self.n_windows,
         )
-        train = window_examples(history, visits, sample, self.cutoffs_, self.horizon_days)
+        train = window_examples(history, visits, sample, self.cutoffs_, self._trained_h)
+        if train.height:
+            train, self.btyd_params_ = btyd_training_features(
+                train, visits, self.cutoffs_, self._trained_h
+            )
         # the mean model's windows do not overlap: every ceil(horizon / step)-th cutoff
         spaced = pl.col("cutoff").is_in(
-            self.cutoffs_[:: -(-self.horizon_days // self.window_step_days)]
+            self.cutoffs_[:: -(-self._trained_h // self.window_step_days)]
         )
         if train.height == 0 or train.filter(spaced)["visits"].sum() == 0:
             since = f"between {self.cutoffs_[-1]} and" if self.cutoffs_ else "before"
@@ -173,7 +190,13 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
         }
         held_out = train.filter(pl.col("cutoff") == self.cutoffs_[0])
         # their labels end before the held-out window starts
-        earlier = pl.col("cutoff") <= self.cutoffs_[0] - timedelta(days=self.horizon_days)
+        earlier = pl.col("cutoff") <= self.cutoffs_[0] - timedelta(days=self._trained_h)
+        if train.filter(earlier & spaced)["visits"].sum() == 0 and held_out.height >= 500:
+            # no window ends before the held-out one starts (a history not much longer than
+            # the horizon): the rounds are chosen on a fifth of the members instead (on a
+            # big enough club; else they are not chosen, as before)
+            validating = pl.col("member_id").hash(rng.randint(2**31)) % 5 == 0
+            held_out, earlier = held_out.filter(validating), ~validating
         self.counts_ = CountModels(boosting).fit(train.filter(spaced), train, held_out, earlier)
         self.n_iter_, self.n_iter_median_ = self.counts_.n_iter_mean_, self.counts_.n_iter_median_
         self.alpha_ = self.counts_.alpha_
@@ -184,7 +207,7 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
 
     def _calibrate(self, held_out: pl.DataFrame, mu: np.ndarray, visits: pl.LazyFrame) -> None:
         """Day-level visit probabilities against the first days of the held-out window."""
-        start, days = self.cutoffs_[0], min(P_VISIT_DAYS, self.horizon_days)  # before as_of
+        start, days = self.cutoffs_[0], min(P_VISIT_DAYS, self._trained_h)  # before as_of
         rates = self._day_rates(
             held_out, self._mean(held_out, mu), self._cold(held_out), start, days
         )
@@ -199,7 +222,8 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
         ``expected_visits`` is the mean number of visits (baskets) in ``[as_of, as_of +
         horizon_days)``, scaled linearly from the trained horizon; ``likely_visits`` their
         median (the point forecast with the least absolute error): the median model's over the
-        trained horizon, else the median of a negative binomial with that mean and ``alpha_``.
+        trained horizon, else (or where that was the better on the held-out window) the median
+        of a negative binomial with that mean and ``alpha_``.
         ``p_visit[d]`` is P(a visit on day ``as_of + d``) from the member's rate and weekday
         profile. ``next_visit_date`` is the median day of the next visit: the first day by
         which a visit is more likely than not (past the ``p_visit`` days extrapolated at the
@@ -218,7 +242,7 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
         visits = history_visits(history).collect().lazy()
         features, hours, club_hours = pl.collect_all(
             [
-                with_base_rate(visit_features(visits, history.members, as_of), self.horizon_days),
+                with_base_rate(visit_features(visits, history.members, as_of), self._trained_h),
                 preferred_hours(visits, as_of),
                 visits.group_by("hour")
                 .agg(pl.col("baskets").sum())
@@ -226,14 +250,18 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
             ]
         )
         features = features.sort("member_id")
+        if hasattr(self, "btyd_params_"):  # fitted before BTYD's features: none
+            btyd = fit_btyd(visits, as_of, self.btyd_params_)
+            features = btyd_features(features, visits, as_of, self._trained_h, btyd)
         cold = self._cold(features)
         # the median model's trees on another core while the mean and p_visit are worked out
         with ThreadPoolExecutor(1) as pool:
-            median = pool.submit(self.counts_.median, features) if h == self.horizon_days else None
+            own = h == self._trained_h and not getattr(self.counts_, "median_from_mean_", False)
+            median = pool.submit(self.counts_.median, features) if own else None
             mean_h = self._mean(features, self.counts_.mean(features))
             days = self._day_rates(features, mean_h, cold, as_of, P_VISIT_DAYS)
             p_visit = self._probabilities(days)
-            expected = mean_h * h / self.horizon_days
+            expected = mean_h * h / self._trained_h
             likely = nb_median(expected, self.alpha_) if median is None else median.result()
         shares = weekday_shares(features, cold, self.profile_prior)
         gap = features["gap_median"].fill_null(np.nan).to_numpy()
@@ -268,6 +296,12 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
             .select(_OUTPUT)
         )
 
+    @property
+    def _trained_h(self) -> int:
+        """The horizon the count models learnt (shorter than ``horizon_days`` on a short
+        history; models fitted before that choice learnt ``horizon_days``)."""
+        return int(getattr(self, "trained_horizon_days_", self.horizon_days))
+
     def _mean(self, features: pl.DataFrame, model_mean: np.ndarray) -> np.ndarray:
         """The count model's mean, or the never-visited average for members without a visit."""
         never = features["visits_total"].to_numpy() == 0
@@ -280,7 +314,7 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
         self, features: pl.DataFrame, mean_h: np.ndarray, cold: np.ndarray, start: date, days: int
     ) -> np.ndarray:
         shares = weekday_shares(features, cold, self.profile_prior)
-        return day_rates(features, mean_h, self.horizon_days, shares, cold, start, days)
+        return day_rates(features, mean_h, self._trained_h, shares, cold, start, days)
 
     def _probabilities(self, rates: np.ndarray) -> np.ndarray:
         if self.calibrator_ is None:

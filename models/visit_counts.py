@@ -2,9 +2,9 @@
 
 Both are gradient-boosted trees over the point-in-time visit features of
 :mod:`nbo.features.visits`. The *mean* model is a Poisson regression with an offset: it learns
-a multiplier on the member's shrunk recent rate (``base``), so it stays sensible on a handful
-of members; it gives ``expected_visits`` and, through the day profile, ``p_visit``. The
-*median* model is trained directly with absolute error on ``log1p(visits)`` (the median
+a multiplier on ``base``, BG/NBD's expectation for members who visited (else their shrunk
+recent rate, :mod:`nbo.models.visit_btyd`), so it stays sensible on a handful of members; it
+gives ``expected_visits`` and, through the day profile, ``p_visit``. The *median* model is trained directly with absolute error on ``log1p(visits)`` (the median
 commutes with that transform), because the point forecast with the least absolute error is
 the median, and the median of a member's count depends on more than its mean: a weekly
 shopper's four visits are nearly certain, a bursty shopper's are not.
@@ -23,6 +23,7 @@ from sklearn.metrics import mean_poisson_deviance
 
 from nbo.features.visits import BASE_RATE_COLUMNS, FEATURE_COLUMNS, WEEKDAY_COLUMNS
 from nbo.models.boosted import raw_predict
+from nbo.models.visit_btyd import BTYD_COLUMNS
 
 __all__ = [
     "MEAN_COLUMNS",
@@ -31,10 +32,12 @@ __all__ = [
     "FeatureBins",
     "design",
     "nb_median",
+    "nb_p_zero",
     "never_visited_mean",
 ]
 
-MEAN_COLUMNS = (*FEATURE_COLUMNS, *BASE_RATE_COLUMNS)
+_LEGACY_MEAN_COLUMNS = (*FEATURE_COLUMNS, *BASE_RATE_COLUMNS)  # models fitted before BTYD
+MEAN_COLUMNS = (*_LEGACY_MEAN_COLUMNS, *BTYD_COLUMNS)
 """Features of the mean model."""
 
 MEDIAN_COLUMNS = tuple(
@@ -82,10 +85,12 @@ class CountModels:
         ``earlier`` selects the rows of both whose labels end before ``held_out``'s start: the
         validation fits learn from those only.
         """
+        self.mean_columns_, self.median_columns_ = MEAN_COLUMNS, MEDIAN_COLUMNS
         x, y, base = design(mean_rows, MEAN_COLUMNS)
         self.bins_ = FeatureBins().fit(x)
         self.n_iter_mean_ = self.n_iter_median_ = int(self.boosting["max_iter"])
         self.alpha_ = 0.0
+        self.median_from_mean_ = False
         self.held_out_mean_: np.ndarray | None = None
         if held_out is not None and held_out.height and earlier is not None:
             self._validate(mean_rows.filter(earlier), median_rows.filter(earlier), held_out)
@@ -98,7 +103,7 @@ class CountModels:
 
     def mean(self, features: pl.DataFrame) -> np.ndarray:
         """Expected visits over the trained horizon."""
-        x, _, base = design(features, MEAN_COLUMNS)
+        x, _, base = design(features, self._columns()[0])
         if features.height == 0:
             return base
         mean: np.ndarray = base * _predict(self.mean_, self.bins_.transform(x))
@@ -108,8 +113,14 @@ class CountModels:
         """Median visits over the trained horizon, whole counts."""
         if features.height == 0:
             return np.zeros(0, dtype=np.int64)
-        x, _, _ = design(features, MEDIAN_COLUMNS)
+        x, _, _ = design(features, self._columns()[1])
         return _whole_counts(_predict(self.median_, x))
+
+    def _columns(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Columns of the mean and median model as fitted (older fits: without BTYD's)."""
+        legacy = tuple(c for c in MEDIAN_COLUMNS if c not in BTYD_COLUMNS)
+        mean = getattr(self, "mean_columns_", _LEGACY_MEAN_COLUMNS)
+        return mean, getattr(self, "median_columns_", legacy)
 
     def _regressor(
         self, loss: str, max_iter: int, *, validated: bool = False
@@ -145,6 +156,11 @@ class CountModels:
         median.fit(x, np.log1p(y), X_val=xv, y_val=np.log1p(yv))
         errors = [np.mean(np.abs(yv - _whole_counts(p))) for p in median.staged_predict(xv)]
         self.n_iter_median_ = int(np.argmin(errors)) + 1  # ties: the fewest rounds
+        # on short horizons the trees may not leave the club's median of 0: then the
+        # negative binomial's median of the mean is the better point forecast
+        self.median_from_mean_ = bool(
+            np.mean(np.abs(yv - nb_median(mu, self.alpha_))) < min(errors)
+        )
 
 
 def _predict(model: HistGradientBoostingRegressor, x: np.ndarray) -> np.ndarray:
@@ -199,6 +215,14 @@ def nb_median(mean: np.ndarray, alpha: float) -> np.ndarray:
         return np.asarray(poisson.median(mean), dtype=np.int64)
     size = 1.0 / alpha
     return np.asarray(nbinom.median(size, size / (size + mean)), dtype=np.int64)
+
+
+def nb_p_zero(mean: np.ndarray, alpha: float) -> np.ndarray:
+    """P(no visit) under a negative binomial with this mean and over-dispersion ``alpha``."""
+    mean = np.maximum(np.asarray(mean, dtype=np.float64), 0.0)
+    if alpha <= 1e-6:
+        return np.asarray(np.exp(-mean))
+    return np.asarray((1.0 + alpha * mean) ** (-1.0 / alpha))
 
 
 def never_visited_mean(train: pl.DataFrame, min_visits: int) -> float:

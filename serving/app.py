@@ -22,6 +22,7 @@ from nbo import __version__
 from nbo.errors import NboError
 from nbo.plans import PlanError
 from nbo.serving import fastpath
+from nbo.serving.deps import gate_of
 from nbo.serving.metrics import MODEL, show_drift
 from nbo.serving.middleware import RouteTimer
 from nbo.serving.routes import catalog, events, offers, ops
@@ -162,7 +163,7 @@ class OfferApp(FastAPI):
         if scope["type"] == "http" and self.state.settings.fast_path:
             service: OfferService | None = self.state.service
             if service is not None and service.ready:
-                plain = fastpath.plain_request(scope, self.state.settings.api_keys)
+                plain = fastpath.plain_request(scope, gate_of(self.state))
                 if plain is not None:
                     await fastpath.answer(self, service, plain, scope, receive, send)
                     return

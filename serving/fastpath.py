@@ -6,7 +6,9 @@ itself (measured in-process on Complete Journey: 1.6 ms a request through the ap
 form of the request here, before FastAPI, with the very functions the route uses
 (:func:`~nbo.serving.routes.offers.member_offers_body`). Plain means: a key of the ``reader``
 role or above, a member id in range, and at most ``channel``, ``limit`` and ``at``, once each,
-with values that validate exactly as the route's declarations say.
+with values that validate exactly as the route's declarations say. Such a request takes its
+key's token of the rate limit here (:mod:`~nbo.serving.ratelimit`); any other takes it in
+FastAPI's dependency, so each request takes one.
 
 Everything else — no key or a weak one, an unknown or repeated parameter, a value that does not
 validate, a service not ready — goes to FastAPI's route untouched, which stays the reference
@@ -28,8 +30,10 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from nbo.serving.deps import API_KEY_HEADER, role_of
+from nbo.serving.deps import API_KEY_HEADER, Gate, gate_of
+from nbo.serving.keys import Holder, allows
 from nbo.serving.metrics import LATENCY
+from nbo.serving.ratelimit import too_many
 from nbo.serving.routes.offers import (
     CHANNEL_MAX_LENGTH,
     DEFAULT_CHANNEL,
@@ -37,7 +41,6 @@ from nbo.serving.routes.offers import (
     ROUTE,
     member_offers_body,
 )
-from nbo.settings import ROLES, Role
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -51,7 +54,6 @@ _LIMIT = re.compile(r"[0-9]{1,2}")
 _PARAMETERS = frozenset({"channel", "limit", "at"})
 _AT = TypeAdapter(datetime)
 _KEY = API_KEY_HEADER.lower().encode("latin-1")
-_READER = ROLES.index("reader")
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -63,18 +65,19 @@ class PlainOffersRequest:
     channel: str
     limit: int | None
     at: datetime | None
+    holder: Holder
 
 
-def _reader_key(scope: Scope, keys: dict[str, Role]) -> bool:
-    """One ``X-API-Key`` header whose role is ``reader`` or above."""
+def _reader(scope: Scope, gate: Gate) -> Holder | None:
+    """The holder of the one ``X-API-Key`` header, when its role is ``reader`` or above."""
     found = [value for name, value in scope["headers"] if name == _KEY]
     if len(found) != 1:
-        return False
-    role = role_of(found[0].decode("latin-1"), keys)
-    return role is not None and ROLES.index(role) >= _READER
+        return None
+    holder = gate.keys.holder(found[0].decode("latin-1"))
+    return holder if holder is not None and allows(holder.role, "reader") else None
 
 
-def plain_request(scope: Scope, keys: dict[str, Role]) -> PlainOffersRequest | None:
+def plain_request(scope: Scope, gate: Gate) -> PlainOffersRequest | None:
     """The request's parameters when the fast path may answer it; ``None`` for FastAPI."""
     if scope["method"] != "GET":
         return None
@@ -101,9 +104,10 @@ def plain_request(scope: Scope, keys: dict[str, Role]) -> PlainOffersRequest | N
             at = _AT.validate_python(params["at"])
         except ValidationError:
             return None
-    if not _reader_key(scope, keys):
+    holder = _reader(scope, gate)
+    if holder is None:
         return None
-    return PlainOffersRequest(match[1], channel, limit, at)
+    return PlainOffersRequest(match[1], channel, limit, at, holder)
 
 
 async def answer(
@@ -114,10 +118,16 @@ async def answer(
     receive: Receive,
     send: Send,
 ) -> None:
-    """Decide, record and answer as the route does; its errors through the app's handlers."""
+    """Take the key's token, decide, record and answer as the route does; its errors (a 429
+    too) through the app's handlers."""
     start = time.perf_counter()
     status = 200
+    limiter = gate_of(app.state).limiter
     try:
+        if limiter is not None:
+            wait = limiter.take(request.holder.digest)
+            if wait:
+                raise too_many(limiter.rate, wait)
         body = await member_offers_body(
             service, request.member_key, request.at, request.channel, request.limit
         )

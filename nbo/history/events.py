@@ -1,4 +1,10 @@
-"""Interaction events: validation with row-level messages and an idempotent insert."""
+"""Interaction events: validation with row-level messages and an idempotent insert.
+
+An event is known by its ``event_id``: sending it again is a duplicate, counted and not stored
+twice, as long as it says the same (type, member, offer, decision, channel, ``ts`` and
+amount). An ``event_id`` that comes back saying something else is refused
+(:class:`EventConflictError`), and so is the whole batch: one transaction stores all or nothing.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +19,31 @@ import polars as pl
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from nbo.errors import EventError
+from nbo.errors import EventError, HistoryError
 from nbo.history.engine import to_naive_utc
 from nbo.history.schema import EVENT_TYPES
 from nbo.history.schema import events as events_table
 
-__all__ = ["EventReceipt", "conform_events", "insert_events"]
+__all__ = ["PAYLOAD", "EventConflictError", "EventReceipt", "conform_events", "insert_events"]
 
 _TEXT = ("event_id", "offer_id")
 _OPTIONAL_TEXT = ("decision_id", "channel")
+PAYLOAD = ("event_type", "member_id", "offer_id", "decision_id", "channel", "ts", "amount")
+"""What an event says: an ``event_id`` sent again must say the same (``received_at`` aside)."""
+_LOOKUP_CHUNK = 1000  # event ids per query when comparing duplicates with the stored events
+
+
+class EventConflictError(HistoryError):
+    """Events whose ``event_id`` is stored (or repeated in the batch) with another payload."""
+
+    def __init__(self, event_ids: list[str]) -> None:
+        shown = ", ".join(repr(e) for e in event_ids[:10])
+        more = f" and {len(event_ids) - 10} more" if len(event_ids) > 10 else ""
+        super().__init__(
+            f"event_id {shown}{more} already recorded with a different payload; nothing of the "
+            "batch was stored (send a new event_id for a new event)"
+        )
+        self.event_ids = event_ids
 
 
 @dataclass(frozen=True)
@@ -118,12 +140,57 @@ _SQLITE_INSERT = _sqlite_insert()
 _POSTGRES_INSERT = _postgres_insert()
 
 
+def _payload(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[field] for field in PAYLOAD)
+
+
+def _first_of_each(rows: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The first row of each event_id, and the ids repeated in ``rows`` with another payload."""
+    first: dict[str, dict[str, Any]] = {}
+    conflicts: list[str] = []
+    for row in rows:
+        seen = first.setdefault(row["event_id"], row)
+        if seen is not row and _payload(seen) != _payload(row) and row["event_id"] not in conflicts:
+            conflicts.append(row["event_id"])
+    return first, conflicts
+
+
+def _stored_differently(connection: Connection, rows: dict[str, dict[str, Any]]) -> list[str]:
+    """The event_ids of ``rows`` stored with another payload."""
+    ids = list(rows)
+    columns = [events_table.c.event_id, *(events_table.c[field] for field in PAYLOAD)]
+    differ: list[str] = []
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[start : start + _LOOKUP_CHUNK]
+        query = select(*columns).where(events_table.c.event_id.in_(chunk))
+        for event_id, *stored in connection.execute(query):
+            if tuple(stored) != _payload(rows[event_id]):
+                differ.append(event_id)
+    return differ
+
+
 def insert_events(connection: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert conformed events in the open transaction, skipping known event_ids; returns new."""
+    """Insert conformed events in the open transaction, skipping known event_ids; returns new.
+
+    Raises EventConflictError when an event_id is stored, or repeated in ``rows``, with another
+    payload (the caller's transaction then rolls back: nothing of the batch is stored).
+    """
     if not rows:
         return 0
+    first, conflicts = _first_of_each(rows)
+    if conflicts:
+        raise EventConflictError(conflicts)
+    unique = list(first.values())
     # RETURNING lists only the rows written, which counts the new ones on every driver
     if connection.dialect.name == "postgresql":
-        arrays = {c.name: [row[c.name] for row in rows] for c in events_table.columns}
-        return len(connection.execute(_POSTGRES_INSERT, arrays).all())
-    return len(connection.execute(_SQLITE_INSERT, rows).all())
+        arrays = {c.name: [row[c.name] for row in unique] for c in events_table.columns}
+        written = connection.execute(_POSTGRES_INSERT, arrays).scalars().all()
+    else:
+        written = connection.execute(_SQLITE_INSERT, unique).scalars().all()
+    new = set(written)
+    if len(new) < len(unique):  # the others were stored before: they must say the same
+        known = {event_id: row for event_id, row in first.items() if event_id not in new}
+        conflicts = _stored_differently(connection, known)
+        if conflicts:
+            raise EventConflictError(conflicts)
+    return len(new)

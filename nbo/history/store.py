@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time as clock
 from collections.abc import Callable, Mapping, Sequence
@@ -11,7 +12,7 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection, Select, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from nbo.decisioning.online import Contacts
 from nbo.errors import HistoryError
@@ -112,11 +113,22 @@ class InteractionStore:
     def member_contacts(
         self, member_ids: Sequence[int], *, at: datetime, sent_before: datetime
     ) -> dict[int, Contacts]:
-        """Plain-row contact history of a few members (the online path, ``nbo.history.online``)."""
+        """Plain-row contact history of a few members (the online path, ``nbo.history.online``).
+
+        A driver error is raised as SQLAlchemy's (as every other read raises it), and the
+        thread's connection is dropped: the next call connects afresh, so the online path
+        recovers by itself once the database is back.
+        """
         backend = self.url.get_backend_name()
-        return member_contacts(
-            self._raw_reader(), backend, member_ids, at=at, sent_before=sent_before
-        )
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            reader = self._raw_reader()
+            return member_contacts(reader, backend, member_ids, at=at, sent_before=sent_before)
+        except dbapi.Error as exc:
+            self._drop_raw_reader()
+            raise DBAPIError.instance(
+                "member_contacts", None, exc, dbapi.Error, dialect=self.engine.dialect
+            ) from exc
 
     def _raw_reader(self) -> Any:
         """This thread's own DBAPI connection for the online reads (autocommit: every query
@@ -135,6 +147,15 @@ class InteractionStore:
             self._threads.reader = found
             self._raw_readers.append(found)
         return found
+
+    def _drop_raw_reader(self) -> None:
+        found = getattr(self._threads, "reader", None)
+        if found is None:
+            return
+        self._threads.reader = None
+        self._raw_readers.remove(found)
+        with contextlib.suppress(Exception):  # a dead connection may fail to close
+            found.close()
 
     def record_online(
         self,
@@ -178,9 +199,10 @@ class InteractionStore:
         (:func:`nbo.history.logs.experiment_log`)."""
         return experiment_log(self._reader, since)
 
-    def randomized_exposure(self, before: datetime) -> pl.DataFrame:
-        """The service's randomized exposure before ``before``, one row per pair: delivered
-        champion decisions and the holdout's would-be ones (:mod:`nbo.history.exposure`)."""
+    def randomized_exposure(self, before: datetime | None) -> pl.DataFrame:
+        """The service's randomized exposure before ``before`` (None: all), one row per pair:
+        delivered champion decisions and the holdout's would-be ones
+        (:mod:`nbo.history.exposure`)."""
         return randomized_exposure(self._reader, before)
 
     def ping(self) -> None:

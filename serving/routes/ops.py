@@ -12,10 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from nbo.plans import plan_command
-from nbo.serving.deps import AdminService
+from nbo.serving.deps import AdminService, MetricsKey, gate_of
 from nbo.serving.metrics import CONTENT_TYPE_LATEST, render
 from nbo.serving.routes.offers import ERRORS
-from nbo.serving.schemas import ReloadResponse
+from nbo.serving.schemas import Problem, ReloadResponse
 
 __all__ = ["router", "write_reload_file"]
 
@@ -53,9 +53,17 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
-@router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
-    """Prometheus metrics: latency per route, decisions per offer, the served model."""
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={code: {"model": Problem} for code in (401, 403, 429)},
+)
+async def metrics(_: MetricsKey) -> Response:
+    """Prometheus metrics: latency per route, decisions per offer, the served model.
+
+    For a key of the ``metrics`` role (or ``admin``); Prometheus sends it with
+    ``http_headers: {X-API-Key: {values: [KEY]}}`` in its scrape config.
+    """
     return Response(render(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -68,13 +76,16 @@ def write_reload_file(path: Path) -> None:
 
 
 @router.post("/admin/reload", response_model=ReloadResponse, responses=ERRORS)
-async def reload(service: AdminService) -> ReloadResponse:
-    """Read today's plan again, if ``nbo plan`` replaced it, and serve it.
+async def reload(request: Request, service: AdminService) -> ReloadResponse:
+    """Read the API keys and today's plan again, and serve them.
 
-    Workers also pick up a new or replaced plan by themselves within ``NBO_PLAN_CHECK_SECONDS``.
-    Requests in flight finish on the plan they started with. With several workers, the others
-    follow within a second or two (they watch the reload file).
+    Keys: those of ``NBO_API_KEYS_FILE`` are rotated (a file that does not read is a 422 and
+    changes nothing); other workers follow within a second. Plans: workers also pick up a new
+    or replaced plan by themselves within ``NBO_PLAN_CHECK_SECONDS``. Requests in flight finish
+    on the plan they started with. With several workers, the others follow within a second or
+    two (they watch the reload file).
     """
+    gate_of(request.app.state).rotate()
     models = await run_in_threadpool(service.reload)
     if service.settings.reload_file is not None:
         write_reload_file(service.settings.reload_file)

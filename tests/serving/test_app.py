@@ -238,7 +238,7 @@ def test_reload_and_metrics(client: TestClient) -> None:
     reloaded = client.post("/v1/admin/reload", headers=ADMIN)
     assert reloaded.status_code == 200 and reloaded.json()["models"]["champion"] == "models:/nbo/1"
     client.get(f"/v1/members/{_known_member_with_offers(client)}/offers", headers=READER)
-    text = client.get("/v1/metrics").text
+    text = client.get("/v1/metrics", headers=ADMIN).text
     assert 'nbo_request_seconds_count{method="GET",route="/v1/members/{member_id}/offers"' in text
     assert "nbo_decisions_total" in text and 'nbo_model_loaded{arm="champion"' in text
 

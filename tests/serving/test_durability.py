@@ -26,6 +26,7 @@ from sqlalchemy import text
 
 from nbo.data.io import ClubData
 from nbo.history.engine import make_engine
+from nbo.serving.offerbook import OfferBook
 from nbo.serving.process import ServeProcess
 from tests.serving.conftest import wait_ready
 
@@ -41,11 +42,12 @@ WRITER_KEY = "durability-writer"
 API_KEYS = {WRITER_KEY: "writer", "durability-reader": "reader"}
 
 
-def make_batches(club: Path) -> list[list[dict[str, Any]]]:
-    """20,000 events with unique ids on the club's members and offers, in batches of 50-200."""
+def make_batches(club: Path, plan_dir: Path) -> list[list[dict[str, Any]]]:
+    """20,000 events with unique ids on the club's members and the planned offers (the service
+    refuses events about offers no plan lists), in batches of 50-200."""
     data = ClubData(club)
     member_ids = data.members.select("member_id").collect().to_series().to_list()
-    offer_ids = data.offers.select("offer_id").collect().to_series().to_list()
+    offer_ids = sorted(OfferBook(plan_dir).offer_ids())
     rng = random.Random(5)
     t0 = datetime(2024, 3, 1, 8, 0)
     events = [
@@ -171,7 +173,7 @@ def test_acknowledged_events_survive_sigkill(
         "NBO_API_KEYS": json.dumps(API_KEYS),
     }
     server = ServeProcess(env, tmp_path)
-    batches = make_batches(synth_club)
+    batches = make_batches(synth_club, plan_dir)
     ingest = Ingest(server.base_url, batches)
     try:
         server.start()
