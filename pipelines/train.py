@@ -128,8 +128,10 @@ def train(
 ) -> TrainResult:
     """Train, evaluate on the holdout after ``as_of`` and (with ``log``) register the bundle.
 
-    ``config`` and ``exposure`` as in :func:`train_bundle`; ``max_eval_members``, when given,
-    replaces its ``evaluation.max_members`` (None: every member).
+    ``config`` and ``exposure`` as in :func:`train_bundle` (the exposure decided on or after
+    ``as_of`` is held-out randomized data for the uplift's Qini and AUUC);
+    ``max_eval_members``, when given, replaces its ``evaluation.max_members`` (None: every
+    member).
     """
     config = config if config is not None else TrainConfig()
     if max_eval_members is not _From.CONFIG:
@@ -142,7 +144,9 @@ def train(
     if on_stage:
         on_stage("holdout evaluation")
     start = time.perf_counter()
-    evaluation = evaluate_bundle(bundle, club, max_members=config.evaluation.max_members)
+    evaluation = evaluate_bundle(
+        bundle, club, max_members=config.evaluation.max_members, exposure=exposure
+    )
     seconds["holdout evaluation"] = time.perf_counter() - start
     bundle.metrics = evaluation.metrics
     bundle.reference = training_reference(bundle, club)  # what nbo monitor compares with

@@ -141,18 +141,25 @@ def summary_table(metrics: dict[str, float]) -> Table:
 
 
 def _exposure(url: str, as_of: datetime) -> pl.DataFrame:
-    """The service's randomized exposure before ``as_of`` in the history at ``url``, counted."""
+    """The service's randomized exposure in the history at ``url``, counted on each side of
+    ``as_of`` (the uplift model learns from what came before, the back-test holds out the
+    rest)."""
     from nbo.history import InteractionStore
 
     with InteractionStore(url) as store:
-        exposure = store.randomized_exposure(before=as_of)
+        exposure = store.randomized_exposure(before=None)
         where = repr(store)
-    holdout = int((~exposure["treated"]).sum())
-    console.print(
-        f"randomized exposure from {where}: {exposure.height:,} pairs "
-        f"({exposure.height - holdout:,} champion, {holdout:,} holdout) before {as_of:%Y-%m-%d}",
-        markup=False,
-    )
+    before = pl.col("decided_at") < as_of
+    for side, rows in (
+        ("before", exposure.filter(before)),
+        ("on or after", exposure.remove(before)),
+    ):
+        holdout = int((~rows["treated"]).sum())
+        console.print(
+            f"randomized exposure from {where}: {rows.height:,} pairs ({holdout:,} holdout) "
+            f"{side} {as_of:%Y-%m-%d}",
+            markup=False,
+        )
     return exposure
 
 

@@ -48,8 +48,9 @@ _CONTROL_ARM = "holdout"
 _KEYS = ("member_id", "offer_id", "campaign_id")
 
 
-def randomized_exposure(engine: Engine, before: datetime) -> pl.DataFrame:
-    """The service's randomized exposure decided strictly before ``before`` (module docstring).
+def randomized_exposure(engine: Engine, before: datetime | None) -> pl.DataFrame:
+    """The service's randomized exposure decided strictly before ``before`` (module docstring;
+    None: all of it, for a back-test that holds out what came after a training date).
 
     Sorted by member, offer and campaign; ``treated`` true for delivered champion decisions,
     false for a holdout member's would-be ones.
@@ -59,10 +60,11 @@ def randomized_exposure(engine: Engine, before: datetime) -> pl.DataFrame:
         d.member_id, d.offer_id, d.campaign_id, d.arm, d.delivered, d.decided_at, d.explored,
         d.propensity,
     ).where(
-        d.decided_at < to_naive_utc(before),
         d.campaign_id.is_not(None),
         or_(d.arm == _TREATED_ARM, d.arm == _CONTROL_ARM),
     )  # fmt: skip
+    if before is not None:
+        query = query.where(d.decided_at < to_naive_utc(before))
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     logged = pl.DataFrame(

@@ -144,5 +144,13 @@ def test_nbo_train_history_url_measures_uplift_from_the_service_s_holdout(
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())  # rich wraps long lines
-    assert "holdout) before 2024-04-29" in text
+    assert "1,280 pairs (416 holdout) before 2024-04-29" in text
+    assert "holdout) on or after 2024-04-29" in text
     assert "uplift measured: X-learner" in text and "interaction history" in text
+    # the exposure after --as-of is the back-test's held-out randomized data
+    import mlflow
+
+    (run,) = mlflow.search_runs(experiment_names=["nbo"], output_format="list")
+    metrics = run.data.metrics
+    assert metrics["holdout_uplift_measured"] == 1.0
+    assert metrics["holdout_uplift_pairs"] > 0 and metrics["holdout_uplift_qini"] > 0
