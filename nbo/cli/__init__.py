@@ -115,7 +115,7 @@ def _serve_demo(data_dir: Path, as_of: str, port: int) -> None:
         f'\'{{"events": [{{"event_id": "demo-1", "event_type": "exposure", '
         f'"member_id": {member}, "offer_id": "{offer}", '
         f'"ts": "{as_of}T12:00:00Z"}}]}}\'\n'
-        f"  curl {base}/metrics\n"
+        f"  curl {key} {base}/metrics\n"
         f"  curl {key} -X POST {base}/admin/reload\n"
         "  .venv/bin/nbo experiment report",
         markup=False,

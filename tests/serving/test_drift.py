@@ -16,7 +16,7 @@ from nbo.evaluation.reference import references_of
 from nbo.plans import read_day, read_manifest
 from nbo.serving.metrics import show_drift
 from nbo.tracking.registry import configure, load_bundle
-from tests.serving.conftest import TODAY
+from tests.serving.conftest import ADMIN, TODAY
 
 
 def _gauge(arm: str, version: str, score: str) -> float | None:
@@ -40,7 +40,7 @@ def test_plan_records_the_drift_of_its_scores_and_metrics_show_it(
         expected = psi(references[score], np.concatenate([p.columns[score] for p in rows]))
         assert drift["champion"]["psi"][score] == pytest.approx(expected)
         assert _gauge("champion", bundle.version, score) == pytest.approx(expected)
-    text = client.get("/v1/metrics").text
+    text = client.get("/v1/metrics", headers=ADMIN).text
     assert f'nbo_score_psi{{arm="champion",score="p_redeem",version="{bundle.version}"}}' in text
 
 
