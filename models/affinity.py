@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -25,6 +26,7 @@ from nbo.features.purchases import (
 )
 from nbo.models.affinity_candidates import FEATURES, candidate_features
 from nbo.models.cf import CollaborativeFilter
+from nbo.models.params import Share, check_params
 from nbo.models.ranker_bag import RankerBag, bag_mask, split_gain_importance
 
 __all__ = ["FEATURES", "ProductAffinity", "RankerBag", "candidate_features"]
@@ -68,18 +70,18 @@ class ProductAffinity(BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         *,
-        horizon_days: int = 14,
-        n_repurchase: int = 60,
-        n_cf: int = 20,
-        n_popular: int = 20,
-        train_cutoffs: int = 2,
-        max_train_members: int = 20_000,
-        n_rankers: int = 5,
-        negative_share: float = 0.15,
-        min_baskets: int = 2,
-        max_iter: int = 100,
-        learning_rate: float = 0.08,
-        min_cf_buyers: int = 5,
+        horizon_days: PositiveInt = 14,
+        n_repurchase: NonNegativeInt = 60,
+        n_cf: NonNegativeInt = 20,
+        n_popular: NonNegativeInt = 20,
+        train_cutoffs: PositiveInt = 2,
+        max_train_members: PositiveInt = 20_000,
+        n_rankers: PositiveInt = 5,
+        negative_share: Share = 0.15,
+        min_baskets: NonNegativeInt = 2,
+        max_iter: PositiveInt = 100,
+        learning_rate: PositiveFloat = 0.08,
+        min_cf_buyers: PositiveInt = 5,
         cf: CollaborativeFilter | None = None,
         random_state: int | None = 0,
     ) -> None:
@@ -172,6 +174,7 @@ class ProductAffinity(BaseEstimator):  # type: ignore[misc]
 
     def fit(self, history: History) -> ProductAffinity:
         """Train the ranker on earlier cuts of ``history``, then the CF models on all of it."""
+        check_params(self)
         rng = np.random.default_rng(self.random_state)
         train = self._training_frame(history, rng)
         labels = train["label"].to_numpy()

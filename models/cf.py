@@ -14,8 +14,11 @@ import polars as pl
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import BM25Recommender
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveInt
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
+
+from nbo.models.params import check_params
 
 __all__ = ["CollaborativeFilter"]
 
@@ -39,13 +42,13 @@ class CollaborativeFilter(BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         *,
-        factors: int = 32,
-        iterations: int = 8,
-        regularization: float = 0.05,
-        alpha: float = 2.0,
-        neighbours: int = 20,
+        factors: PositiveInt = 32,
+        iterations: PositiveInt = 8,
+        regularization: NonNegativeFloat = 0.05,
+        alpha: NonNegativeFloat = 2.0,
+        neighbours: PositiveInt = 20,
         random_state: int | None = 0,
-        num_threads: int = 1,
+        num_threads: NonNegativeInt = 1,
     ) -> None:
         self.factors = factors
         self.iterations = iterations
@@ -57,6 +60,7 @@ class CollaborativeFilter(BaseEstimator):  # type: ignore[misc]
 
     def fit(self, member_items: pl.DataFrame, weight: str = "decayed_56d") -> CollaborativeFilter:
         """Learn from ``member_items`` (member_id, product_id, ``weight``) rows."""
+        check_params(self)
         if member_items.height == 0:
             raise ValueError("collaborative filtering needs at least one purchase")
         self.member_ids_ = np.sort(member_items["member_id"].unique().to_numpy())

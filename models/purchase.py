@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import NotFittedError
@@ -27,6 +28,7 @@ from nbo.data.audience import audience_with_treated
 from nbo.data.io import ClubData
 from nbo.features.history import History, as_datetime
 from nbo.features.offers import FEATURES, response_features
+from nbo.models.params import LeafNodes, check_params
 from nbo.models.response import pair_matrix, score_pairs, tree_probability
 
 __all__ = [
@@ -172,16 +174,16 @@ class OfferPurchase(BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         *,
-        max_iter: int = 100,
-        learning_rate: float = 0.1,
-        max_leaf_nodes: int = 15,
-        min_samples_leaf: int = 40,
-        l2_regularization: float = 1.0,
-        max_train_pairs: int = 40_000,
-        max_campaigns: int = 12,
+        max_iter: PositiveInt = 100,
+        learning_rate: PositiveFloat = 0.1,
+        max_leaf_nodes: LeafNodes = 15,
+        min_samples_leaf: PositiveInt = 40,
+        l2_regularization: NonNegativeFloat = 1.0,
+        max_train_pairs: PositiveInt = 40_000,
+        max_campaigns: PositiveInt = 12,
         include_running: bool = True,
-        min_history_days: int = 28,
-        batch_size: int = 1_000_000,
+        min_history_days: NonNegativeInt = 28,
+        batch_size: PositiveInt = 1_000_000,
         random_state: int | None = 0,
     ) -> None:
         self.max_iter = max_iter
@@ -198,9 +200,7 @@ class OfferPurchase(BaseEstimator):  # type: ignore[misc]
 
     def fit(self, history: History) -> OfferPurchase:
         """Learn from the untreated pairs of the targeted campaigns in ``history``."""
-        for name in ("max_train_pairs", "max_campaigns", "batch_size", "max_iter"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_params(self)
         campaigns = history.campaigns.filter(pl.col("targeted"))
         if not self.include_running:
             campaigns = campaigns.filter(pl.col("end_date") < history.as_of_date)

@@ -20,6 +20,7 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -30,6 +31,7 @@ from nbo.features.history import History
 from nbo.features.offers import FEATURES, offer_table, response_features
 from nbo.features.offers.columns import KEYS as _KEYS
 from nbo.models.boosted import TreeTables
+from nbo.models.params import LeafNodes, check_params
 from nbo.models.response_pairs import (
     audience_pairs,
     campaign_members,
@@ -96,16 +98,16 @@ class OfferResponse(BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         *,
-        max_iter: int = 200,
-        learning_rate: float = 0.05,
-        max_leaf_nodes: int = 7,
-        min_samples_leaf: int = 40,
-        l2_regularization: float = 10.0,
-        max_train_pairs: int = 500_000,
-        negatives_per_positive: float | None = 50.0,
+        max_iter: PositiveInt = 200,
+        learning_rate: PositiveFloat = 0.05,
+        max_leaf_nodes: LeafNodes = 7,
+        min_samples_leaf: PositiveInt = 40,
+        l2_regularization: NonNegativeFloat = 10.0,
+        max_train_pairs: PositiveInt = 500_000,
+        negatives_per_positive: PositiveFloat | None = 50.0,
         include_running: bool = True,
-        min_history_days: int = 28,
-        batch_size: int = 1_000_000,
+        min_history_days: NonNegativeInt = 28,
+        batch_size: PositiveInt = 1_000_000,
         random_state: int | None = 0,
     ) -> None:
         self.max_iter = max_iter
@@ -122,13 +124,7 @@ class OfferResponse(BaseEstimator):  # type: ignore[misc]
 
     def fit(self, history: History) -> OfferResponse:
         """Learn from the campaigns in ``history`` (features as of each campaign's start)."""
-        for name in ("max_train_pairs", "batch_size", "max_iter"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.negatives_per_positive is not None and self.negatives_per_positive <= 0:
-            raise ValueError(
-                f"negatives_per_positive must be > 0, got {self.negatives_per_positive}"
-            )
+        check_params(self)
         pairs = training_pairs(
             history,
             include_running=self.include_running,

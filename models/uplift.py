@@ -22,6 +22,7 @@ from typing import overload
 
 import numpy as np
 import polars as pl
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
@@ -30,6 +31,7 @@ from nbo.data.audience import randomized_audience
 from nbo.data.io import ClubData
 from nbo.features.history import History
 from nbo.features.offers import FEATURES, response_features
+from nbo.models.params import LeafNodes, check_params
 from nbo.models.purchase import purchase_labels
 from nbo.models.response import PairsError, pair_matrix, score_pairs, tree_probability
 
@@ -147,15 +149,15 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         *,
-        max_iter: int = 100,
-        learning_rate: float = 0.1,
-        max_leaf_nodes: int = 7,
-        min_samples_leaf: int = 20,
-        l2_regularization: float = 1.0,
-        max_train_pairs: int = 100_000,
-        min_control_pairs: int = 50,
+        max_iter: PositiveInt = 100,
+        learning_rate: PositiveFloat = 0.1,
+        max_leaf_nodes: LeafNodes = 7,
+        min_samples_leaf: PositiveInt = 20,
+        l2_regularization: NonNegativeFloat = 1.0,
+        max_train_pairs: PositiveInt = 100_000,
+        min_control_pairs: NonNegativeInt = 50,
         include_running: bool = False,
-        batch_size: int = 1_000_000,
+        batch_size: PositiveInt = 1_000_000,
         random_state: int | None = 0,
     ) -> None:
         self.max_iter = max_iter
@@ -176,9 +178,7 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
         member_id, offer_id, campaign_id, treated, decided_at); rows decided at or after
         ``as_of`` are ignored.
         """
-        for name in ("max_train_pairs", "batch_size", "max_iter"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_params(self)
         self.as_of_: datetime = history.as_of
         self.measured_: bool = False
         self.n_train_pairs_: int = 0

@@ -3,8 +3,9 @@
 Each model's section is generated from its estimator's ``__init__`` signature (names, types,
 defaults), so a default lives in one place, the estimator, and a new parameter is configurable
 the moment it exists. A parameter that is itself an estimator (``ProductAffinity.cf``) gets a
-nested section generated the same way. Types are strict: ``n_rankers: "5"`` or ``n_rankers:
-5.0`` is an error naming the field, as is a name no estimator has.
+nested section generated the same way. Types are strict and ranges are the annotations' own
+(:mod:`nbo.models.params`, which ``fit`` checks too): ``n_rankers: "5"``, ``n_rankers: 5.0`` or
+``n_rankers: 0`` is an error naming the field, as is a name no estimator has.
 
     config = load_config("train.yaml")  # every section optional; missing values: defaults
     affinity = config.estimator("affinity")  # a ProductAffinity with the section's parameters
@@ -19,8 +20,6 @@ from __future__ import annotations
 import inspect
 import os
 import textwrap
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +30,7 @@ from sklearn.base import BaseEstimator
 
 from nbo.errors import NboError
 from nbo.models.affinity import ProductAffinity
+from nbo.models.params import init_hints, sub_estimator
 from nbo.models.purchase import OfferPurchase
 from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
@@ -67,15 +67,6 @@ class TrainConfigError(NboError):
     """A training configuration file is invalid (the file and the field path named)."""
 
 
-def _sub_estimator(annotation: Any) -> type[BaseEstimator] | None:
-    """The estimator class of a parameter annotated ``SomeEstimator | None``, if it is one."""
-    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
-    for option in (annotation, *options):
-        if isinstance(option, type) and issubclass(option, BaseEstimator):
-            return option
-    return None
-
-
 _SECTIONS: dict[str, type[BaseModel]] = {}
 
 
@@ -105,13 +96,13 @@ def _descriptions(estimator: type[BaseEstimator]) -> dict[str, str]:
 
 
 def _section(estimator: type[BaseEstimator]) -> type[BaseModel]:
-    hints = typing.get_type_hints(estimator.__init__)
+    hints = init_hints(estimator)
     described = _descriptions(estimator)
     fields: dict[str, Any] = {}
     for name, parameter in inspect.signature(estimator.__init__).parameters.items():
         if name == "self":
             continue
-        sub = _sub_estimator(hints[name])
+        sub = sub_estimator(hints[name])
         if sub is not None:  # a configured sub-estimator: its own section, its own defaults
             section = estimator_section(sub)
             fields[name] = (
@@ -134,11 +125,11 @@ def _section(estimator: type[BaseEstimator]) -> type[BaseModel]:
 
 def _build(estimator: type[BaseEstimator], section: BaseModel) -> BaseEstimator:
     """``estimator`` made from a section of :func:`estimator_section` (sub-sections too)."""
-    hints = typing.get_type_hints(estimator.__init__)
+    hints = init_hints(estimator)
     params: dict[str, Any] = {}
     for name in type(section).model_fields:
         value = getattr(section, name)
-        sub = _sub_estimator(hints[name])
+        sub = sub_estimator(hints[name])
         params[name] = _build(sub, value) if sub is not None and value is not None else value
     return estimator(**params)
 

@@ -20,6 +20,7 @@ from nbo.data.io import ClubData
 from nbo.features.history import History
 from nbo.models.affinity import ProductAffinity
 from nbo.models.cf import CollaborativeFilter
+from nbo.models.params import check_params
 from nbo.models.purchase import OfferPurchase
 from nbo.models.response import OfferResponse
 from nbo.models.timing import VisitTiming
@@ -77,6 +78,16 @@ def test_set_params_sets_and_rejects_unknown_names(estimator: type[BaseEstimator
     assert {k: model.get_params()[k] for k in changed} == changed
     with pytest.raises(ValueError, match="Invalid parameter"):
         model.set_params(no_such_parameter=1)
+
+
+@pytest.mark.parametrize("estimator", ALL, ids=lambda e: e.__name__)
+def test_fit_rejects_a_parameter_out_of_its_range_by_name(estimator: type[BaseEstimator]) -> None:
+    name = "factors" if estimator is CollaborativeFilter else "max_iter"
+    model = estimator(**{name: 0})  # __init__ stores it: no validation there
+    with pytest.raises(ValueError, match=rf"{name}: Input should be greater than 0 \(got 0\)"):
+        model.fit(None)  # checked before the data is touched
+    model.set_params(**{name: np.int64(3)})
+    check_params(model)  # NumPy integers (from a parameter grid) are fine
 
 
 def test_the_collaborative_filter_is_a_nested_parameter() -> None:
