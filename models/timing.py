@@ -186,15 +186,12 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
         held_out = train.filter(pl.col("cutoff") == self.cutoffs_[0])
         # their labels end before the held-out window starts
         earlier = pl.col("cutoff") <= self.cutoffs_[0] - timedelta(days=self._trained_h)
-        if train.filter(earlier & spaced)["visits"].sum() == 0:
+        if train.filter(earlier & spaced)["visits"].sum() == 0 and held_out.height >= 500:
             # no window ends before the held-out one starts (a history not much longer than
-            # the horizon): the rounds are chosen on a fifth of the members instead, or on a
-            # small club, where that would be noise, one round on the offset calibrates it
+            # the horizon): the rounds are chosen on a fifth of the members instead (on a
+            # big enough club; else they are not chosen, as before)
             validating = pl.col("member_id").hash(rng.randint(2**31)) % 5 == 0
-            if held_out.height >= 500:
-                held_out, earlier = held_out.filter(validating), ~validating
-            else:
-                boosting["max_iter"] = 1
+            held_out, earlier = held_out.filter(validating), ~validating
         self.counts_ = CountModels(boosting).fit(train.filter(spaced), train, held_out, earlier)
         self.n_iter_, self.n_iter_median_ = self.counts_.n_iter_mean_, self.counts_.n_iter_median_
         self.alpha_ = self.counts_.alpha_
