@@ -83,8 +83,9 @@ class _Model:
     ) -> Self:
         """Maximum-likelihood parameters from the members' summaries.
 
-        ``start``: parameters to start from (a fit on similar data), which skips the slower
-        but sturdier simplex search that otherwise comes first.
+        ``start``: parameters to start from (a fit on similar data) besides the default start;
+        it skips the slower but sturdier simplex search that otherwise comes first, and the
+        better of the two optima is kept.
         """
         x, tx, t = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T))
         if x.size == 0:
@@ -109,15 +110,21 @@ class _Model:
             penalty = self.penalizer * float(np.sum(params**2)) if self.penalizer else 0.0
             return float(-(weights @ ll) / weights.sum() + penalty)
 
+        starts = [np.log(self._start(scale))]
         if start is None:
-            first = np.log(self._start(scale))
-            first = minimize(loss, first, method="Nelder-Mead", options={"maxiter": 4000}).x
-        else:
-            first = np.log([start[n] for n in self._names])
-        # bounded: a warm start on a thin cut must not run off to degenerate parameters
+            starts = [minimize(loss, starts[0], method="Nelder-Mead", options={"maxiter": 4000}).x]
+        else:  # the warm start, and the default one in case the warm start is a poor basin
+            starts.append(np.log([start[n] for n in self._names]))
+        # bounded: a start on a thin cut must not run off to degenerate parameters
         bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(self._names)
-        result = minimize(
-            loss, np.clip(first, -_LOG_BOUND, _LOG_BOUND), method="L-BFGS-B", bounds=bounds
+        result = min(
+            (
+                minimize(
+                    loss, np.clip(x0, -_LOG_BOUND, _LOG_BOUND), method="L-BFGS-B", bounds=bounds
+                )
+                for x0 in starts
+            ),
+            key=lambda r: float(r.fun),
         )
         self.params_ = dict(zip(self._names, np.exp(result.x).tolist(), strict=True))
         self.log_likelihood_ = float(-result.fun * weights.sum())

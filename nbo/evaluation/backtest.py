@@ -24,6 +24,7 @@ from nbo.evaluation.metrics import (
     ratio_interval,
 )
 from nbo.evaluation.uplift import auuc, calibration_error, qini_coefficient
+from nbo.evaluation.visit_scores import timing_scores
 from nbo.features.history import History
 from nbo.features.purchases import member_item_stats, purchases_between
 from nbo.models.cf import CollaborativeFilter
@@ -210,21 +211,15 @@ def purchase_metrics(bundle: Bundle, club: ClubData, history: History) -> dict[s
     }
 
 
-def uplift_metrics(
-    bundle: Bundle, club: ClubData, history: History, exposure: pl.DataFrame | None = None
-) -> dict[str, float]:
+def uplift_metrics(bundle: Bundle, club: ClubData, history: History) -> dict[str, float]:
     """Qini coefficient and AUUC of the bundle's uplift on the holdout's randomized campaigns.
 
     ``uplift_measured`` says whether the model measured uplift (1) or assumed it (0); the
     curves need treated and control members, so they are absent without randomized exposure.
-    ``exposure``: the service's randomized exposure (``nbo.history.exposure``); its rows decided
-    at or after ``as_of`` are held-out randomized data too.
     """
     out = {"uplift_measured": float(bundle.uplift.measured_)}
     campaigns = club.campaigns.filter(pl.col("start_date") >= history.as_of_date).collect()
-    if exposure is not None:
-        exposure = exposure.filter(pl.col("decided_at") >= history.as_of)
-    pairs = randomized_pairs(club, campaigns, exposure)
+    pairs = randomized_pairs(club, campaigns)
     if pairs.height > MAX_OFFER_PAIRS:
         pairs = pairs.sample(MAX_OFFER_PAIRS, seed=0)
     if pairs.height == 0:
@@ -245,7 +240,8 @@ def uplift_metrics(
 
 
 def visit_metrics(bundle: Bundle, history: History, days: int = 28) -> dict[str, float]:
-    """Visit MAE of the timing model and of the naive previous-window forecast."""
+    """Visit MAE of the timing model and of the naive previous-window forecast; its proper
+    scores beside BG/NBD's (:func:`~nbo.evaluation.visit_scores.timing_scores`)."""
     members = history.members.select("member_id")
 
     def window(start: datetime) -> pl.LazyFrame:
@@ -283,7 +279,7 @@ def visit_metrics(bundle: Bundle, history: History, days: int = 28) -> dict[str,
         "visit_mae_ratio": model / naive if naive else float("nan"),
         "visit_mae_ratio_low": low,
         "visit_mae_ratio_high": high,
-    }
+    } | timing_scores(bundle.timing, history, days)
 
 
 @dataclass
@@ -304,10 +300,8 @@ def evaluate_bundle(
     baselines: bool = False,
     max_members: int | None = None,
     seed: int = 0,
-    exposure: pl.DataFrame | None = None,
 ) -> Evaluation:
-    """Holdout metrics of ``bundle`` as of its ``as_of`` (and the baselines' if asked);
-    ``exposure`` as in :func:`uplift_metrics`."""
+    """Holdout metrics of ``bundle`` as of its ``as_of`` (and the baselines' if asked)."""
     history = History(club, bundle.as_of)
     truth = product_truth(history, bundle.affinity.horizon_days)
     members = truth["member_id"].unique().sort().to_numpy()
@@ -333,6 +327,5 @@ def evaluate_bundle(
     flat |= {f"holdout_{k}": v for k, v in offer_metrics(offers).items()}
     flat |= {f"holdout_{k}": v for k, v in visit_metrics(bundle, history).items()}
     flat |= {f"holdout_{k}": v for k, v in purchase_metrics(bundle, club, history).items()}
-    uplift = uplift_metrics(bundle, club, history, exposure)
-    flat |= {f"holdout_{k}": v for k, v in uplift.items()}
+    flat |= {f"holdout_{k}": v for k, v in uplift_metrics(bundle, club, history).items()}
     return Evaluation(flat, table, methods, truth, offers)

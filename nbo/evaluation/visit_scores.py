@@ -24,12 +24,23 @@ import polars as pl
 from scipy.stats import poisson
 
 from nbo.evaluation.metrics import auc, ratio_interval
-from nbo.features.visits import visits_between
+from nbo.features.history import History
+from nbo.features.visits import member_visits, visits_between
 from nbo.models.btyd import BetaGeoNBD, ParetoNBD, rfm_summary
-from nbo.models.timing import P_VISIT_DAYS
+from nbo.models.timing import P_VISIT_DAYS, VisitTiming
+from nbo.models.visit_counts import nb_p_zero
 from nbo.models.visit_days import median_days
 
-__all__ = ["LAPSE_DAYS", "ratios", "reference_forecasts", "score", "truth_at", "unit_scores"]
+__all__ = [
+    "LAPSE_DAYS",
+    "ratios",
+    "reference_forecasts",
+    "score",
+    "timing_forecast",
+    "timing_scores",
+    "truth_at",
+    "unit_scores",
+]
 
 LAPSE_DAYS = 56
 """The lapsing score is P(no visit in the next 8 weeks)."""
@@ -229,4 +240,28 @@ def ratios(
         if name == "rmse":
             ratio, low, high = np.sqrt(ratio), np.sqrt(low), np.sqrt(high)
         out[name] = (float(ratio), float(low), float(high))
+    return out
+
+
+def timing_forecast(model: VisitTiming, history: History, horizon: int) -> pl.DataFrame:
+    """The model's forecast over ``horizon`` days with ``p_lapse``, P(no visit in 8 weeks)
+    under its negative binomial."""
+    frame = model.predict(history, horizon_days=horizon)
+    lapse = model.predict(history, horizon_days=LAPSE_DAYS)["expected_visits"].to_numpy()
+    return frame.with_columns(p_lapse=nb_p_zero(lapse, model.alpha_))
+
+
+def timing_scores(model: VisitTiming, history: History, horizon: int) -> dict[str, float]:
+    """The model's scores over ``horizon`` days from ``history.as_of`` and their ratios to
+    BG/NBD's (fitted here as of the same day), flat for MLflow: ``visit_<score>``,
+    ``visit_<score>_bgnbd`` and ``visit_<score>_ratio_bgnbd``; the members are those who
+    visited before ``as_of``, the truth the club's later receipts."""
+    visits = member_visits(history.club.transactions).collect().lazy()
+    reference = reference_forecasts(visits, history.as_of_date, horizon)["bgnbd"]
+    truth = truth_at(visits, reference.select("member_id"), history.as_of_date, horizon)
+    ours = timing_forecast(model, history, horizon)
+    mine, theirs = score(ours, truth), score(reference, truth)
+    out = {f"visit_{k}": v for k, v in mine.items()}
+    out |= {f"visit_{k}_bgnbd": v for k, v in theirs.items()}
+    out |= {f"visit_{k}_ratio_bgnbd": mine[k] / theirs[k] for k in mine if theirs.get(k)}
     return out

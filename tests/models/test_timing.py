@@ -16,8 +16,10 @@ from sklearn.exceptions import NotFittedError
 from nbo.data.completejourney import import_completejourney
 from nbo.data.io import ClubData, write_dataset
 from nbo.evaluation.metrics import mae
+from nbo.evaluation.visit_scores import timing_forecast, timing_scores
 from nbo.features.history import History
 from nbo.features.visits import member_visits, visits_between
+from nbo.models.btyd import BetaGeoNBD, rfm_summary
 from nbo.models.timing import P_VISIT_DAYS, VisitTiming
 from nbo.models.visit_counts import FeatureBins
 from nbo.models.visit_windows import members_at
@@ -311,3 +313,47 @@ def test_beats_naive_on_complete_journey(tmp_path_factory: pytest.TempPathFactor
     visited = visits.filter(fortnight).join(frame.lazy(), on="member_id", how="semi")
     share = visited.select(pl.len()).collect().item() / (frame.height * 14)  # member-days
     assert abs(np.stack(frame["p_visit"].to_list()).mean() / share - 1) < 0.1
+
+
+def test_short_history_learns_a_shorter_horizon(club: ClubData) -> None:
+    """40 days of receipts and a 91-day horizon: it learns 20 days and scales them up."""
+    history = History.at(club, START + timedelta(days=40))
+    model = VisitTiming(horizon_days=91, n_threads=1).fit(history)
+    assert model.trained_horizon_days_ == 20
+    forecast = model.predict(history).filter(pl.col("member_id").is_in(list(STEADY)))
+    visits = member_visits(club.transactions, hours=False)
+    truth = forecast.select("member_id").join(
+        visits_between(visits, history.as_of_date, 91).collect(), on="member_id", how="left"
+    )
+    # a steady shopper's 91 days are about 91 / period visits: the 40 days seen tell them
+    y = truth["visits"].fill_null(0).to_numpy()
+    assert np.corrcoef(forecast["expected_visits"], y)[0, 1] > 0.98
+    # and no worse than BG/NBD fitted on the same 40 days
+    summary = forecast.select("member_id").join(
+        rfm_summary(visits, history.as_of_date), on="member_id", how="left"
+    )
+    rfm = [summary[c].to_numpy() for c in ("frequency", "recency", "T")]
+    classic = BetaGeoNBD().fit(*rfm).expected_visits(91.0, *rfm)
+    ours = forecast["expected_visits"].to_numpy()
+    assert np.mean((y - ours) ** 2) <= np.mean((y - classic) ** 2)
+
+
+def test_scores_beside_bgnbd(club: ClubData, model: VisitTiming) -> None:
+    history = History.at(club, AS_OF)
+    scores = timing_scores(model, history, 28)
+    forecast = model.predict(history, horizon_days=28)
+    visits = member_visits(club.transactions, hours=False)
+    visited = visits.filter(pl.col("day") < AS_OF).select("member_id").unique().collect()
+    frame = (
+        forecast.join(visited, on="member_id")
+        .join(visits_between(visits, AS_OF, 28).collect(), on="member_id", how="left")
+        .with_columns(pl.col("visits").fill_null(0))
+    )
+    rmse = float(np.sqrt(np.mean((frame["visits"] - frame["expected_visits"]).to_numpy() ** 2)))
+    assert scores["visit_rmse"] == pytest.approx(rmse)
+    assert scores["visit_rmse_ratio_bgnbd"] == pytest.approx(rmse / scores["visit_rmse_bgnbd"])
+    for name in ("poisson_deviance", "mae_likely", "brier", "log_loss", "lapse_auc"):
+        assert np.isfinite(scores[f"visit_{name}"]) and np.isfinite(scores[f"visit_{name}_bgnbd"])
+    # the lapsed member (gone 10 weeks, used to come every 3 days) is the likeliest to stay away
+    lapse = timing_forecast(model, history, 28).join(visited, on="member_id")
+    assert lapse.sort("p_lapse")["member_id"][-1] == LAPSED

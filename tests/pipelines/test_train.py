@@ -30,6 +30,11 @@ def test_train_produces_holdout_metrics(trained: Bundle) -> None:
         "holdout_ndcg_at_10",
         "holdout_visit_mae",
         "holdout_visit_mae_naive",
+        "holdout_visit_rmse_ratio_bgnbd",
+        "holdout_visit_poisson_deviance_ratio_bgnbd",
+        "holdout_visit_brier_ratio_bgnbd",
+        "holdout_visit_lapse_auc",
+        "holdout_visit_lapse_auc_bgnbd",
     ):
         assert math.isfinite(metrics[key]), key
     assert 0 < metrics["holdout_recall_at_10"] <= 1
