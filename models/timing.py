@@ -25,6 +25,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.isotonic import IsotonicRegression
@@ -38,6 +39,7 @@ from nbo.features.visits import (
     visit_features,
     with_base_rate,
 )
+from nbo.models.params import LeafNodes, check_params
 from nbo.models.visit_btyd import btyd_features, btyd_training_features, fit_btyd
 from nbo.models.visit_counts import CountModels, nb_median, never_visited_mean
 from nbo.models.visit_days import day_rates, median_days, visited_days, weekday_shares
@@ -94,20 +96,20 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         *,
-        horizon_days: int = 28,
-        n_windows: int = 26,
-        window_step_days: int = 7,
-        max_train_members: int = 25_000,
-        min_visits: int = 3,
-        lapse_gap_multiple: float = 3.0,
-        lapse_min_days: int = 21,
-        profile_prior: float = 2.0,
-        max_iter: int = 300,
-        learning_rate: float = 0.1,
-        max_leaf_nodes: int = 15,
-        min_samples_leaf: int = 40,
-        l2_regularization: float = 1.0,
-        n_threads: int | None = None,
+        horizon_days: PositiveInt = 28,
+        n_windows: PositiveInt = 26,
+        window_step_days: PositiveInt = 7,
+        max_train_members: PositiveInt = 25_000,
+        min_visits: PositiveInt = 3,
+        lapse_gap_multiple: PositiveFloat = 3.0,
+        lapse_min_days: NonNegativeInt = 21,
+        profile_prior: NonNegativeFloat = 2.0,
+        max_iter: PositiveInt = 300,
+        learning_rate: PositiveFloat = 0.1,
+        max_leaf_nodes: LeafNodes = 15,
+        min_samples_leaf: PositiveInt = 40,
+        l2_regularization: NonNegativeFloat = 1.0,
+        n_threads: PositiveInt | None = None,
         random_state: int | None = 0,
     ) -> None:
         self.horizon_days = horizon_days
@@ -128,14 +130,7 @@ class VisitTiming(BaseEstimator):  # type: ignore[misc]
 
     def fit(self, history: History) -> VisitTiming:
         """Learn from visits before ``history.as_of`` at ``n_windows`` earlier cutoffs."""
-        settings = (self.horizon_days, self.n_windows, self.window_step_days)
-        if min(*settings, self.max_train_members, self.min_visits) < 1:
-            raise ValueError(
-                "horizon_days, n_windows, window_step_days, max_train_members, min_visits "
-                "must be >= 1"
-            )
-        if self.lapse_gap_multiple <= 0 or self.profile_prior < 0 or self.max_iter < 1:
-            raise ValueError("lapse_gap_multiple must be > 0, profile_prior >= 0, max_iter >= 1")
+        check_params(self)
         with threadpool_limits(self.n_threads, user_api="openmp"):
             return self._fit(history, check_random_state(self.random_state))
 

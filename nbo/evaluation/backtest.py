@@ -211,15 +211,21 @@ def purchase_metrics(bundle: Bundle, club: ClubData, history: History) -> dict[s
     }
 
 
-def uplift_metrics(bundle: Bundle, club: ClubData, history: History) -> dict[str, float]:
+def uplift_metrics(
+    bundle: Bundle, club: ClubData, history: History, exposure: pl.DataFrame | None = None
+) -> dict[str, float]:
     """Qini coefficient and AUUC of the bundle's uplift on the holdout's randomized campaigns.
 
     ``uplift_measured`` says whether the model measured uplift (1) or assumed it (0); the
     curves need treated and control members, so they are absent without randomized exposure.
+    ``exposure``: the service's randomized exposure (``nbo.history.exposure``); its rows decided
+    at or after ``as_of`` are held-out randomized data too.
     """
     out = {"uplift_measured": float(bundle.uplift.measured_)}
     campaigns = club.campaigns.filter(pl.col("start_date") >= history.as_of_date).collect()
-    pairs = randomized_pairs(club, campaigns)
+    if exposure is not None:
+        exposure = exposure.filter(pl.col("decided_at") >= history.as_of)
+    pairs = randomized_pairs(club, campaigns, exposure)
     if pairs.height > MAX_OFFER_PAIRS:
         pairs = pairs.sample(MAX_OFFER_PAIRS, seed=0)
     if pairs.height == 0:
@@ -300,8 +306,10 @@ def evaluate_bundle(
     baselines: bool = False,
     max_members: int | None = None,
     seed: int = 0,
+    exposure: pl.DataFrame | None = None,
 ) -> Evaluation:
-    """Holdout metrics of ``bundle`` as of its ``as_of`` (and the baselines' if asked)."""
+    """Holdout metrics of ``bundle`` as of its ``as_of`` (and the baselines' if asked);
+    ``exposure`` as in :func:`uplift_metrics`."""
     history = History(club, bundle.as_of)
     truth = product_truth(history, bundle.affinity.horizon_days)
     members = truth["member_id"].unique().sort().to_numpy()
@@ -327,5 +335,6 @@ def evaluate_bundle(
     flat |= {f"holdout_{k}": v for k, v in offer_metrics(offers).items()}
     flat |= {f"holdout_{k}": v for k, v in visit_metrics(bundle, history).items()}
     flat |= {f"holdout_{k}": v for k, v in purchase_metrics(bundle, club, history).items()}
-    flat |= {f"holdout_{k}": v for k, v in uplift_metrics(bundle, club, history).items()}
+    uplift = uplift_metrics(bundle, club, history, exposure)
+    flat |= {f"holdout_{k}": v for k, v in uplift.items()}
     return Evaluation(flat, table, methods, truth, offers)
