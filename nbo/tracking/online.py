@@ -20,7 +20,9 @@ from typing import Any
 
 import mlflow
 import polars as pl
+from mlflow.exceptions import MlflowException
 
+from nbo.tracking.bundle import BUNDLE_FILE, Bundle, BundleError
 from nbo.tracking.registry import RegistryError, _experiment, configure, load_bundle
 
 __all__ = [
@@ -152,9 +154,14 @@ def bundle_reference(model_version: str) -> dict[str, Any] | None:
     if not model_version.startswith("run:"):
         return None
     configure()
-    try:
-        bundle = load_bundle(f"runs:/{model_version.removeprefix('run:')}/bundle")
-    except RegistryError:
-        return None
+    run = f"runs:/{model_version.removeprefix('run:')}/bundle"
+    try:  # the bundle file alone, not the model's copy of nbo's code beside it
+        file = mlflow.artifacts.download_artifacts(artifact_uri=f"{run}/artifacts/{BUNDLE_FILE}")
+        bundle = Bundle.load(file)
+    except (MlflowException, OSError, BundleError):
+        try:
+            bundle = load_bundle(run)
+        except (RegistryError, BundleError):
+            return None
     reference: dict[str, Any] | None = getattr(bundle, "reference", None)
     return reference
