@@ -23,6 +23,7 @@ from nbo.features.history import as_datetime
 from nbo.pipelines.compare import Contender, data_end, like_for_like
 from nbo.pipelines.config import TrainConfig, TrainConfigError, load_config
 from nbo.pipelines.train import CONFIG_ARTIFACT, TrainResult, train
+from nbo.tracking.bundle import Bundle, BundleError
 from nbo.tracking.promotion import (
     Promotion,
     WindowNumbers,
@@ -75,6 +76,15 @@ def run_config(run_id: str) -> TrainConfig:
             raise TrainConfigError(f"run {run_id}'s {CONFIG_ARTIFACT}: {problem}") from None
 
 
+def _deployed(version: str) -> Bundle | None:
+    """The champion's bundle; None when this code cannot score it (its features differ), so
+    its recipe is refit instead, as this code would serve it."""
+    try:
+        return load_bundle(f"models:/{MODEL_NAME}/{version}")
+    except BundleError:
+        return None
+
+
 def promote_candidate(
     data: str | Path | None = None,
     *,
@@ -111,10 +121,7 @@ def promote_candidate(
         windows = like_for_like(
             club,
             Contender(run_config(run_of(candidate))),
-            Contender(
-                run_config(run_of(champion)),
-                load_bundle(f"models:/{MODEL_NAME}/{champion.version}"),
-            ),
+            Contender(run_config(run_of(champion)), _deployed(str(champion.version))),
             end=end,
             on_stage=on_stage,
         )
