@@ -54,6 +54,8 @@ class Catalogue:
     offer_ptr: NDArray[np.int64]
     campaign_ids: tuple[str, ...]
     offer_ids: tuple[str, ...]
+    # amplitude of a yearly cycle in visit rates, peaking before Christmas (0: none, the default)
+    seasonality: float = 0.0
 
     @property
     def period_days(self) -> int:

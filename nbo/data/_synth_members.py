@@ -194,10 +194,25 @@ class Visits:
         return np.searchsorted(self.key, member * self.period_s + ts_s).astype(np.int64)
 
 
+def seasonal_time(catalogue: Catalogue) -> NDArray[np.float64] | None:
+    """Cumulative visit intensity at the start of each day of the period and its end (None
+    without seasonality): ``1 + seasonality * cos(2 pi (day of year - 355) / 365.25)``."""
+    if catalogue.seasonality <= 0:
+        return None
+    days = catalogue.start_day + np.arange(catalogue.period_days)
+    day_of_year = days % 365.25  # days since 1970-01-01: close enough to the day of the year
+    intensity = 1.0 + catalogue.seasonality * np.cos(2 * np.pi * (day_of_year - 355) / 365.25)
+    return np.concatenate([[0.0], np.cumsum(intensity)])
+
+
 def draw_visits(rng: np.random.Generator, catalogue: Catalogue, members: Members) -> Visits:
     """Shopping trips: a Poisson number per member, on favourite weekdays and hours."""
     max_visits = catalogue.period_days  # at most one a day on average; bounds basket ids
     expected = members.visit_rate * members.active_days / 7
+    season = seasonal_time(catalogue)
+    if season is not None:  # the season's mean intensity over each member's active days
+        span = season[members.end_day] - season[members.first_day]
+        expected = expected * span / np.maximum(members.active_days, 1)
     counts = np.clip(rng.poisson(expected), 1, max_visits).astype(np.int64)
     member, number = expand(counts)
     first_day, active = members.first_day[member], members.active_days[member]
@@ -205,7 +220,12 @@ def draw_visits(rng: np.random.Generator, catalogue: Catalogue, members: Members
     # for members of regular habits: weekly shoppers come back every week
     spread = members.irregularity[member] * (rng.random(member.size) - 0.5)
     slot = active / counts[member]
-    day = first_day + ((number + 0.5 + spread) * slot).astype(np.int64)
+    if season is None:
+        day = first_day + ((number + 0.5 + spread) * slot).astype(np.int64)
+    else:  # the same slots in seasonal time: more visits where the intensity is higher
+        start, end = season[first_day], season[members.end_day[member]]
+        at = start + (number + 0.5 + spread) / counts[member] * (end - start)
+        day = np.searchsorted(season, at, side="right").astype(np.int64) - 1
     day = np.minimum(day, members.end_day[member] - 1)
     # move the day back to the member's favourite weekday, or to the club's usual weekdays
     target = np.where(

@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -213,6 +213,7 @@ def generate_club(
     workers: int | None = None,
     counterfactuals: bool = False,
     control_share: float = 0.2,
+    seasonality: float = 0.0,
 ) -> dict[str, int]:
     """Write a synthetic club dataset to ``out_dir`` (atomically); returns rows per table.
 
@@ -225,6 +226,8 @@ def generate_club(
     random, has 20-40 offers, and the truth per audience pair is written (atomically, replaced
     with ``overwrite`` like the dataset) to ``<out_dir>.truth/``; see :func:`read_truth`.
     Without it the tables are the same as ever and ``overwrite`` removes a stale truth.
+    ``seasonality`` in [0, 1) is the amplitude of a yearly cycle in every member's visit rate,
+    peaking before Christmas (0, the default, leaves the tables as they were).
 
     A chunk of 20,000 members needs about 0.7 GB; larger chunks save little time and cost
     more memory and page faults. Workers are spawned processes, so a script that calls this
@@ -241,6 +244,10 @@ def generate_club(
         start=start,
         offers_per_campaign=COUNTERFACTUAL_OFFERS if counterfactuals else None,
     )
+    if seasonality:
+        if not 0 < seasonality < 1:
+            raise ValueError(f"seasonality must be in [0, 1), got {seasonality}")
+        catalogue = replace(catalogue, seasonality=seasonality)
     chunks = [
         (chunk, first, min(chunk_members, members - first + 1))
         for chunk, first in enumerate(range(1, members + 1, chunk_members))

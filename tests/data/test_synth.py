@@ -334,3 +334,28 @@ def test_invalid_arguments_raise_value_error(
             chunk_members=args["chunk_members"],
         )
     assert not (tmp_path / "club").exists()
+
+
+def test_seasonality_moves_visits_toward_december(tmp_path: Path) -> None:
+    """A yearly cycle peaking before Christmas: December busier than June, the year as a whole
+    about as busy; without it the two months are alike."""
+
+    def visits_by_month(seasonality: float) -> tuple[float, float, int]:
+        root = tmp_path / f"season{seasonality}"
+        generate_club(root, members=600, products=200, weeks=52, seed=4, seasonality=seasonality)
+        baskets = (
+            ClubData(root)
+            .transactions.select(pl.col("basket_id"), pl.col("ts").dt.month().alias("month"))
+            .unique()
+            .collect()
+        )
+        months = baskets["month"]
+        return float((months == 12).sum()), float((months == 6).sum()), baskets.height
+
+    december, june, total = visits_by_month(0.5)
+    flat_december, flat_june, flat_total = visits_by_month(0.0)
+    assert december > 2 * june
+    assert 0.7 < flat_december / flat_june < 1.3
+    assert total == pytest.approx(flat_total, rel=0.1)
+    with pytest.raises(ValueError, match="seasonality"):
+        generate_club(tmp_path / "bad", members=5, products=20, weeks=2, seed=0, seasonality=1.5)
