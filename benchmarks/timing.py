@@ -170,14 +170,18 @@ def run_cut(club: ClubData, visits: pl.DataFrame, as_of: str, horizon: int) -> d
     return result
 
 
-def synth_clubs(root: Path, seeds: list[int], members: int) -> dict[str, Path]:
-    """Synthetic clubs of 78 weeks from 2024-01-01 (made once per seed under ``root``)."""
+def synth_clubs(root: Path, seeds: list[int], members: int, seasonality: float) -> dict[str, Path]:
+    """Synthetic clubs of 78 weeks from 2024-01-01 (made once per seed under ``root``): weekly
+    routines, members joining and lapsing, and with ``seasonality`` a yearly cycle."""
     out = {}
     for seed in seeds:
-        path = root / f"seed{seed}"
+        suffix = f"-season{seasonality:g}" if seasonality else ""
+        path = root / f"seed{seed}{suffix}"
         if not path.exists():
-            generate_club(path, members=members, products=500, weeks=78, seed=seed)
-        out[f"synth-{seed}"] = path
+            generate_club(
+                path, members=members, products=500, weeks=78, seed=seed, seasonality=seasonality
+            )
+        out[f"synth{suffix}-{seed}"] = path
     return out
 
 
@@ -188,7 +192,8 @@ def summary_table(results: list[dict[str, Any]]) -> Table:
         table.add_column(column)
     groups: dict[tuple[str, int, str], list[dict[str, tuple[float, float, float]]]] = {}
     for r in results:
-        kind = str(r["club"]).split("-")[0] + ("-short" if r.get("short") else "")
+        kind = str(r["club"]).rsplit("-", 1)[0] if r["club"].startswith("synth") else "cj"
+        kind += "-short" if r.get("short") else ""
         for method, values in r["ratios"].items():
             groups.setdefault((kind, int(r["horizon"]), method), []).append(values)
     for (club, h, method), cuts in sorted(groups.items()):
@@ -208,6 +213,7 @@ def main() -> None:
     parser.add_argument("--synth", help="directory for the synthetic clubs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--synth-members", type=int, default=3000)
+    parser.add_argument("--seasonality", type=float, default=0.0, help="of the synthetic clubs")
     parser.add_argument("--horizons", type=int, nargs="+", default=[7, 28, 91])
     parser.add_argument("--short", action="store_true", help="add the 90-day CJ history")
     parser.add_argument("--out", default="timing.json")
@@ -217,7 +223,9 @@ def main() -> None:
     if args.cj:
         runs.append(("cj", Path(args.cj), CJ_CUTOFFS))
     if args.synth:
-        for name, path in synth_clubs(Path(args.synth), args.seeds, args.synth_members).items():
+        for name, path in synth_clubs(
+            Path(args.synth), args.seeds, args.synth_members, args.seasonality
+        ).items():
             runs.append((name, path, SYNTH_CUTOFFS))
     results: list[dict[str, Any]] = []
     for name, path, cutoffs in runs:
