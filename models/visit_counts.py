@@ -4,8 +4,9 @@ Both are gradient-boosted trees over the point-in-time visit features of
 :mod:`nbo.features.visits`. The *mean* model is a Poisson regression with an offset: it learns
 a multiplier on ``base``, BG/NBD's expectation for members who visited (else their shrunk
 recent rate, :mod:`nbo.models.visit_btyd`), so it stays sensible on a handful of members; it
-gives ``expected_visits`` and, through the day profile, ``p_visit``. The *median* model is trained directly with absolute error on ``log1p(visits)`` (the median
-commutes with that transform), because the point forecast with the least absolute error is
+gives ``expected_visits`` and, through the day profile, ``p_visit``. The *median* model is
+trained directly with absolute error on ``log1p(visits)`` (the median commutes with that
+transform), because the point forecast with the least absolute error is
 the median, and the median of a member's count depends on more than its mean: a weekly
 shopper's four visits are nearly certain, a bursty shopper's are not.
 """

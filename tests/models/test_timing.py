@@ -332,8 +332,8 @@ def test_short_history_learns_a_shorter_horizon(club: ClubData) -> None:
     summary = forecast.select("member_id").join(
         rfm_summary(visits, history.as_of_date), on="member_id", how="left"
     )
-    rfm = [summary[c].to_numpy() for c in ("frequency", "recency", "T")]
-    classic = BetaGeoNBD().fit(*rfm).expected_visits(91.0, *rfm)
+    x, tx, t = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
+    classic = BetaGeoNBD().fit(x, tx, t).expected_visits(91.0, x, tx, t)
     ours = forecast["expected_visits"].to_numpy()
     assert np.mean((y - ours) ** 2) <= np.mean((y - classic) ** 2)
 
