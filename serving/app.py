@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Receive, Scope, Send
@@ -22,9 +23,10 @@ from nbo import __version__
 from nbo.errors import NboError
 from nbo.plans import PlanError
 from nbo.serving import fastpath
+from nbo.serving.bodies import validation_failed
 from nbo.serving.deps import gate_of
 from nbo.serving.metrics import MODEL, show_drift
-from nbo.serving.middleware import RouteTimer
+from nbo.serving.middleware import RouteTimer, ascii_query
 from nbo.serving.routes import catalog, events, offers, ops
 from nbo.serving.state import OfferService
 from nbo.settings import FAILED_ENV, MIGRATED_ENV, Settings
@@ -160,9 +162,10 @@ class OfferApp(FastAPI):
     """FastAPI, with the plain form of the hottest request answered first (:mod:`fastpath`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.state.settings.fast_path:
+        if scope["type"] == "http":
+            ascii_query(scope)  # before either path reads it
             service: OfferService | None = self.state.service
-            if service is not None and service.ready:
+            if self.state.settings.fast_path and service is not None and service.ready:
                 plain = fastpath.plain_request(scope, gate_of(self.state))
                 if plain is not None:
                     await fastpath.answer(self, service, plain, scope, receive, send)
@@ -184,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = None
     for router in (offers.router, catalog.router, events.router, ops.router):
         app.include_router(router)
+    app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_exception_handler(NboError, _bad_input)
     app.add_exception_handler(PlanError, _no_plan)
     app.add_exception_handler(SQLAlchemyError, _database_down)

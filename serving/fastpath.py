@@ -41,6 +41,7 @@ from nbo.serving.routes.offers import (
     ROUTE,
     member_offers_body,
 )
+from nbo.serving.schemas import Moment
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -52,7 +53,7 @@ __all__ = ["PlainOffersRequest", "answer", "plain_request"]
 _PATH = re.compile(r"/v1/members/([^/]{1,64})/offers")  # the route's MemberPath
 _LIMIT = re.compile(r"[0-9]{1,2}")
 _PARAMETERS = frozenset({"channel", "limit", "at"})
-_AT = TypeAdapter(datetime)
+_AT = TypeAdapter(Moment)  # the route's AtQuery
 _KEY = API_KEY_HEADER.lower().encode("latin-1")
 _JSON = [(b"content-type", b"application/json")]
 

@@ -1,4 +1,4 @@
-"""ASGI middleware: per-route latency metrics.
+"""ASGI middleware: per-route latency metrics, and query strings made ASCII.
 
 Plain ASGI rather than ``BaseHTTPMiddleware``: no extra task or stream copy per request.
 """
@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nbo.serving.metrics import LATENCY
 
-__all__ = ["RouteTimer"]
+__all__ = ["RouteTimer", "ascii_query"]
+
+_ASCII = "".join(map(chr, range(128)))
 
 
 class RouteTimer:
@@ -41,3 +44,15 @@ class RouteTimer:
             LATENCY.labels(scope["method"], path, str(status[0])).observe(
                 time.perf_counter() - start
             )
+
+
+def ascii_query(scope: Scope) -> None:
+    """Percent-encode the bytes of the query string that are not ASCII, as a browser does.
+
+    A server hands the query string over as it came; Starlette reads it as UTF-8 and fails (a
+    500) on bytes that are not (found by ``tests/serving/test_fuzz.py``). Encoded, they read as
+    U+FFFD, and FastAPI's route and the fast path see the same text.
+    """
+    query: bytes = scope.get("query_string", b"")
+    if not query.isascii():
+        scope["query_string"] = quote_from_bytes(query, safe=_ASCII).encode()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "BatchOffersRequest",
@@ -15,7 +16,9 @@ __all__ = [
     "EventIn",
     "EventsAck",
     "EventsRequest",
+    "Limit",
     "MemberOffersResponse",
+    "Moment",
     "OfferDecision",
     "OfferInfo",
     "OfferList",
@@ -32,8 +35,44 @@ def _utc(moment: datetime) -> datetime:
 
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 """A time in UTC; the store keeps naive UTC, answers carry the zone (RFC 3339)."""
+
+_DATE_AND_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _date_and_time(value: object) -> object:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_AND_TIME.match(value):
+        raise ValueError("a time is text with a date and a time of day: 2024-04-01T12:00:00Z")
+    return value
+
+
+Moment = Annotated[
+    datetime,
+    BeforeValidator(_date_and_time),
+    Field(description="ISO 8601 date and time; without a zone, UTC"),
+]
+"""A time a request gives: ISO 8601 text with a date and a time of day, as the schema's
+``date-time`` says (pydantic alone would also take a number, or digits, as a Unix time, and a
+bare date as its midnight)."""
+
+
+def _whole(value: object) -> object:
+    # JSON has one kind of number: 23.0 is the integer 23 to a JSON Schema validator
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# a JSON integer: a number without a fraction (23 or 23.0), never a bool or text (the
+# validator after the constraints, so that they stay in the JSON schema)
+Limit = Annotated[
+    int,
+    Field(strict=True, ge=1, le=50, description="at most this many offers"),
+    BeforeValidator(_whole),
+]
 MemberId = Annotated[
-    Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+    # lt 2**63 rather than le 2**63 - 1: the same members, and a bound a double holds exactly,
+    # as JSON Schema validators compare numbers
+    Annotated[int, Field(strict=True, ge=0, lt=2**63), BeforeValidator(_whole)]
     | Annotated[str, Field(min_length=1, max_length=64)],
     Field(
         description="the club's member number, or its member key where the club's keys are "
@@ -96,9 +135,9 @@ class BatchOffersRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     member_ids: list[MemberId] = Field(min_length=1, max_length=MAX_BATCH_MEMBERS)
-    at: datetime | None = None
+    at: Moment | None = None
     channel: str = "email"
-    limit: int | None = Field(default=None, ge=1, le=50)
+    limit: Limit | None = None
 
 
 class BatchOffersResponse(_Out):
@@ -129,10 +168,10 @@ class EventIn(BaseModel):
     event_type: EventType
     member_id: MemberId
     offer_id: str = Field(min_length=1, max_length=200)
-    ts: datetime
+    ts: Moment
     decision_id: str | None = Field(default=None, max_length=64)
     channel: str | None = Field(default=None, max_length=32)
-    amount: float | None = Field(
+    amount: Annotated[float, Field(strict=True)] | None = Field(
         default=None, allow_inf_nan=False, description="money: the discount paid on a redemption"
     )
 

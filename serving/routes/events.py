@@ -18,6 +18,7 @@ from starlette.datastructures import State
 from nbo.data.keys import member_id_of
 from nbo.history.engine import to_naive_utc
 from nbo.history.events import EventConflictError
+from nbo.serving.bodies import StrictJSONRoute
 from nbo.serving.deps import WriterService
 from nbo.serving.metrics import EVENTS
 from nbo.serving.offerbook import OfferBook
@@ -27,7 +28,7 @@ from nbo.serving.state import OfferService
 
 __all__ = ["refusals", "router"]
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], route_class=StrictJSONRoute)
 _RESPONSES = ERRORS | {
     409: {"model": Problem, "description": "an event_id already recorded with another payload"},
     413: {"model": Problem},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -12,20 +12,24 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nbo.data.keys import MAX_KEY_LENGTH, member_id_of
 from nbo.plans import DayPlan
+from nbo.serving.bodies import StrictJSONRoute
 from nbo.serving.deps import ReaderService
 from nbo.serving.metrics import DECISIONS
 from nbo.serving.schemas import (
     BatchOffersRequest,
     BatchOffersResponse,
     MemberOffersResponse,
+    Moment,
     Problem,
 )
 from nbo.serving.state import MemberOffers, OfferService
 
 __all__ = [
+    "BODY_ERRORS",
     "CHANNEL_MAX_LENGTH",
     "DEFAULT_CHANNEL",
     "LIMIT_MAX",
+    "REFUSED",
     "ROUTE",
     "member_ids",
     "member_offers_body",
@@ -34,12 +38,31 @@ __all__ = [
     "shown_key",
 ]
 
-router = APIRouter(prefix="/v1", tags=["offers"])
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem}, 403: {"model": Problem},
+router = APIRouter(prefix="/v1", tags=["offers"], route_class=StrictJSONRoute)
+REFUSED = (
+    "The request does not fit this schema (detail: the list of field errors, each with its "
+    "`loc`; a body that is not standard JSON — NaN, Infinity, a number beyond a double, bytes "
+    "that are not text — is a `json_invalid` error at its position), or it fits but a rule the "
+    "schema cannot state refuses it (detail: one sentence): `at` before the served model's "
+    "training date (a decision as of then would see later data), a channel the policy does not "
+    "know, a member key of the other kind than the club's (text keys as strings, member numbers "
+    "as whole numbers)."
+)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no API key, or one not in force"},
+    403: {"model": Problem, "description": "the key's role does not allow this route"},
     409: {"model": Problem, "description": "no plan for the day: the detail names the command"},
-    422: {"model": Problem}, 503: {"model": Problem},
-}  # fmt: skip
+    422: {"model": Problem, "description": REFUSED},
+    429: {"model": Problem, "description": "the key's rate limit is spent: wait Retry-After s"},
+    503: {"model": Problem, "description": "starting, or the history database is unavailable"},
+}
+"""Every answer but the 200 that a route of the API can give, each with its body (the
+schema is the whole contract: ``tests/serving/test_schema.py`` runs all of schemathesis'
+checks against it). The rules of the 422 that the schema cannot state are answered, not
+hidden: the earliest ``at`` depends on the model being served, which a reload changes while
+the schema stays, and the channels and the kind of member key on the policy and the club."""
+BODY_ERRORS = ERRORS | {413: {"model": Problem, "description": "the body is over the limit"}}
+"""For routes with a JSON body (``NBO_MAX_BODY_BYTES``)."""
 ROUTE = "/v1/members/{member_id}/offers"
 CHANNEL_MAX_LENGTH = 32
 DEFAULT_CHANNEL = "email"
@@ -53,7 +76,7 @@ MemberPath = Annotated[
     ),
 ]
 AtQuery = Annotated[
-    datetime | None, Query(description="decision time (ISO 8601); default: the service's now")
+    Moment | None, Query(description="decision time (ISO 8601); default: the service's now")
 ]
 
 
@@ -186,7 +209,7 @@ async def member_offers(
     return Response(body, media_type="application/json")
 
 
-@router.post("/offers/batch", response_model=BatchOffersResponse, responses=ERRORS)
+@router.post("/offers/batch", response_model=BatchOffersResponse, responses=BODY_ERRORS)
 async def batch_offers(body: BatchOffersRequest, service: ReaderService) -> Response:
     """The same for up to 1,000 members in one call (results in request order)."""
     when, answers = await _decide(
