@@ -43,6 +43,7 @@ __all__ = [
     "product_truth",
     "purchase_metrics",
     "ratios_to_baseline",
+    "sampled_truth",
     "scored_offer_pairs",
     "uplift_metrics",
     "visit_metrics",
@@ -288,6 +289,27 @@ def visit_metrics(bundle: Bundle, history: History, days: int = 28) -> dict[str,
     } | timing_scores(bundle.timing, history, days)
 
 
+def sampled_truth(
+    history: History, days: int, *, max_members: int | None = None, seed: int = 0
+) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame]:
+    """(truth, members, prior) of the ``days`` after ``history.as_of``: what the buying members
+    bought (at most ``max_members`` of them, sampled from ``seed``), those members sorted, and
+    the (member, product) pairs each had bought before."""
+    truth = product_truth(history, days)
+    members = truth["member_id"].unique().sort().to_numpy()
+    if max_members is not None and len(members) > max_members:
+        members = np.sort(np.random.default_rng(seed).choice(members, max_members, replace=False))
+        truth = truth.filter(pl.col("member_id").is_in(members.tolist()))
+    prior = (
+        member_item_stats(
+            history.transactions.filter(pl.col("member_id").is_in(members.tolist())), history.as_of
+        )
+        .select("member_id", "product_id")
+        .collect()
+    )
+    return truth, members, prior
+
+
 @dataclass
 class Evaluation:
     """Holdout results: flat metrics for MLflow, product metrics per method, and the frames."""
@@ -311,17 +333,8 @@ def evaluate_bundle(
     """Holdout metrics of ``bundle`` as of its ``as_of`` (and the baselines' if asked);
     ``exposure`` as in :func:`uplift_metrics`."""
     history = History(club, bundle.as_of)
-    truth = product_truth(history, bundle.affinity.horizon_days)
-    members = truth["member_id"].unique().sort().to_numpy()
-    if max_members is not None and len(members) > max_members:
-        members = np.sort(np.random.default_rng(seed).choice(members, max_members, replace=False))
-        truth = truth.filter(pl.col("member_id").is_in(members.tolist()))
-    prior = (
-        member_item_stats(
-            history.transactions.filter(pl.col("member_id").is_in(members.tolist())), history.as_of
-        )
-        .select("member_id", "product_id")
-        .collect()
+    truth, members, prior = sampled_truth(
+        history, bundle.affinity.horizon_days, max_members=max_members, seed=seed
     )
     methods = {"nbo": bundle.affinity.recommend(history, members, k=K)}
     if baselines:

@@ -13,14 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-import numpy as np
 import polars as pl
 
 from nbo.data.io import ClubData
 from nbo.errors import EvaluationError
-from nbo.evaluation.backtest import K, offer_metrics, product_metrics, product_truth, visit_metrics
+from nbo.evaluation.backtest import K, offer_metrics, product_metrics, sampled_truth, visit_metrics
 from nbo.features.history import History
-from nbo.features.purchases import member_item_stats
 from nbo.models.response import offer_pairs
 from nbo.tracking.bundle import Bundle
 
@@ -57,18 +55,7 @@ def evaluate_window(
                 f"{start:%Y-%m-%d}: it has seen the window it would be evaluated on"
             )
     history = History(club, start)
-    truth = product_truth(history, days)
-    members = truth["member_id"].unique().sort().to_numpy()
-    if max_members is not None and len(members) > max_members:
-        members = np.sort(np.random.default_rng(seed).choice(members, max_members, replace=False))
-        truth = truth.filter(pl.col("member_id").is_in(members.tolist()))
-    prior = (
-        member_item_stats(
-            history.transactions.filter(pl.col("member_id").is_in(members.tolist())), start
-        )
-        .select("member_id", "product_id")
-        .collect()
-    )
+    truth, members, prior = sampled_truth(history, days, max_members=max_members, seed=seed)
     pairs = _window_pairs(club, start, days)
     keys = pairs.select("member_id", "offer_id")
     out: dict[str, dict[str, float]] = {}
