@@ -17,8 +17,7 @@ from nbo.data.files import import_files, load_mapping
 from nbo.data.io import ClubData, read_manifest
 from nbo.data.validate import validate_dataset
 from nbo.errors import DataContractError, DatasetExistsError, MappingError
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "mapping.example.yaml"
+from tests.data.conftest import EXAMPLE
 
 # The export docs/mapping.example.yaml describes: cp1252 semicolon CSV with decimal commas, except
 # the product catalogue (UTF-8, comma) and the offers (Parquet, written by the fixture).
@@ -75,20 +74,17 @@ def write(root: Path, name: str, text: str, encoding: str | None = None) -> Path
     return path
 
 
-@pytest.fixture
-def export(tmp_path: Path) -> Path:
-    root = tmp_path / "export"
-    for name, text in EXPORT.items():
+def write_export(root: Path, texts: dict[str, str] = EXPORT) -> Path:
+    """The export files ``texts`` (name -> content) and the Parquet offers under ``root``."""
+    for name, text in texts.items():
         write(root, name, text)
     OFFERS.write_parquet(root / "erbjudanden.parquet")
     return root
 
 
 @pytest.fixture
-def mapping(tmp_path: Path) -> Path:
-    path = tmp_path / "mapping.yaml"
-    shutil.copy(EXAMPLE, path)
-    return path
+def export(tmp_path: Path) -> Path:
+    return write_export(tmp_path / "export")
 
 
 def edit(path: Path, change: Callable[[dict[str, Any]], None]) -> Path:

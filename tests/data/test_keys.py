@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,35 +13,25 @@ from nbo.data.io import ClubData
 from nbo.data.keys import KEYS_FILE, MemberKeys, UnknownMemberError, key_ids
 from nbo.data.validate import validate_dataset
 from nbo.errors import DataContractError
-from tests.data.test_files import EXAMPLE, EXPORT, OFFERS, edit, write
+from tests.data.test_files import EXPORT, edit, write_export
 
 # Card numbers with leading zeros and an alphanumeric id in place of 1, 2 and 3.
 KEYS = {"1": "0000001", "2": "SE-2A", "3": "0000003"}
-MEMBER_FIELD = re.compile(r"^(\d);|(?<=;)(\d)(?=;)", re.MULTILINE)
 
 
 def keyed_export(root: Path, keys: dict[str, str]) -> Path:
     """The test export of test_files with its member numbers replaced by ``keys``."""
     columns = {"medlemmar.csv": 0, "kvitton/2024-01.csv": 1, "kvitton/2024-02.csv": 1}
     columns |= {"kampanjmottagare.csv": 1, "inlosen.csv": 0}
-    for name, text in EXPORT.items():
-        if name in columns:
-            lines = text.splitlines()
-            for i, line in enumerate(lines[1:], start=1):
-                fields = line.split(";")
-                fields[columns[name]] = keys[fields[columns[name]]]
-                lines[i] = ";".join(fields)
-            text = "\n".join(lines) + "\n"
-        write(root, name, text)
-    OFFERS.write_parquet(root / "erbjudanden.parquet")
-    return root
-
-
-@pytest.fixture
-def mapping(tmp_path: Path) -> Path:
-    path = tmp_path / "mapping.yaml"
-    shutil.copy(EXAMPLE, path)
-    return path
+    texts = dict(EXPORT)
+    for name, column in columns.items():
+        lines = texts[name].splitlines()
+        for i, line in enumerate(lines[1:], start=1):
+            fields = line.split(";")
+            fields[column] = keys[fields[column]]
+            lines[i] = ";".join(fields)
+        texts[name] = "\n".join(lines) + "\n"
+    return write_export(root, texts)
 
 
 def test_string_keys_are_kept_beside_stable_ids(tmp_path: Path, mapping: Path) -> None:
