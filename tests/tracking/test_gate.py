@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from nbo.data.io import ClubData
-from nbo.pipelines.train import train_bundle
 from nbo.tracking.bundle import Bundle
 from nbo.tracking.gate import Window, checks, lfl_key, lfl_windows, passes
 from nbo.tracking.promotion import (
@@ -26,23 +22,10 @@ from nbo.tracking.promotion import (
     promote,
     record_comparison,
 )
-from nbo.tracking.registry import MODEL_NAME, configure, log_bundle
+from nbo.tracking.registry import MODEL_NAME, log_bundle
+from tests.tracking.conftest import AS_OF
 
-AS_OF = datetime(2024, 4, 1)
 NUMBERS = {"recall_at_10": 0.30, "ndcg_at_10": 0.40, "offer_auc": 0.70, "visit_mae": 1.5}
-
-
-@pytest.fixture(scope="module")
-def bundle(synth_club: Path) -> Bundle:
-    return train_bundle(ClubData(synth_club), AS_OF)
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    configure(tmp_path)
-    yield tmp_path
-    mlflow.set_tracking_uri(None)
 
 
 def _log(bundle: Bundle, club: Path, as_of: datetime, metrics: dict[str, float]) -> tuple[str, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import mlflow
@@ -12,37 +10,22 @@ import pytest
 from mlflow import MlflowClient
 
 from nbo.data.io import ClubData
-from nbo.pipelines.train import train_bundle
 from nbo.tracking.bundle import Bundle
 from nbo.tracking.promotion import promote
 from nbo.tracking.registry import (
     MODEL_NAME,
     RegistryError,
-    configure,
     load_bundle,
     log_bundle,
 )
+from tests.tracking.conftest import AS_OF
 
-AS_OF = datetime(2024, 4, 1)
 GOOD = {
     "holdout_recall_at_10": 0.30,
     "holdout_ndcg_at_10": 0.40,
     "holdout_offer_auc": 0.80,
     "holdout_visit_mae": 1.5,
 }
-
-
-@pytest.fixture(scope="module")
-def bundle(synth_club: Path) -> Bundle:
-    return train_bundle(ClubData(synth_club), AS_OF)
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    configure(tmp_path)
-    yield tmp_path
-    mlflow.set_tracking_uri(None)
 
 
 def _log(bundle: Bundle, club: Path, metrics: dict[str, float]) -> str:
