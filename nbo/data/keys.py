@@ -13,7 +13,6 @@ file (Complete Journey, synthetic clubs) uses its integer ids as the keys: nothi
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +22,8 @@ import polars as pl
 
 from nbo.data.contract import TableSpec
 from nbo.errors import NboError
+from nbo.memberkey import UnknownMemberError, member_id_of
+from nbo.memberkey import hash_id as _hash_id
 
 __all__ = [
     "KEYS_FILE",
@@ -41,18 +42,9 @@ KEY_COLUMNS = {"member_key": pl.String(), "member_id": pl.Int64()}
 _INTEGER = r"^(0|[1-9][0-9]{0,17})$"
 
 
-class UnknownMemberError(NboError, KeyError):
-    """A member key the club's key table does not hold."""
-
-
 def is_integer_key(keys: pl.Expr) -> pl.Expr:
     """True where a key is a plain integer that an Int64 id can stand for without change."""
     return keys.str.contains(_INTEGER)
-
-
-def _hash_id(key: str) -> int:
-    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def key_ids(keys: Iterable[str]) -> pl.DataFrame:
@@ -130,35 +122,6 @@ class MemberKeys:
             return member_id
         row = self.pairs.filter(pl.col("member_id") == member_id)
         return str(row["member_key"][0]) if row.height else member_id
-
-
-MAX_KEY_LENGTH = 64
-INT_KEY_MAX = 2**63 - 1
-
-
-def member_id_of(key: str | int, *, keyed: bool, what: str = "member") -> int:
-    """The internal id of one club key: the rule every edge (CLI, API) applies.
-
-    A club with string keys (``keyed``): the key's stable hash; its keys are text, so a JSON
-    number is refused rather than guessed at (is 157 the card "0000157"?). A club with
-    integer member numbers: the number itself, given as a number or as its digits.
-    """
-    if keyed:
-        if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
-            raise UnknownMemberError(
-                f"{what} {key!r}: this club's member keys are text of 1 to {MAX_KEY_LENGTH} "
-                "characters (send them as strings)"
-            )
-        return _hash_id(key)
-    if isinstance(key, bool) or not isinstance(key, int | str):
-        raise UnknownMemberError(f"{what} {key!r}: this club's member ids are whole numbers")
-    if isinstance(key, str):
-        if not (key.isascii() and key.isdigit()) or len(key) > 19:
-            raise UnknownMemberError(f"{what} {key!r}: this club's member ids are whole numbers")
-        key = int(key)
-    if not 0 <= key <= INT_KEY_MAX:
-        raise UnknownMemberError(f"{what} {key}: member ids are 0 to {INT_KEY_MAX}")
-    return key
 
 
 def keyed_spec(spec: TableSpec) -> TableSpec:

@@ -163,7 +163,7 @@ class DayPlan:
 
     @property
     def keyed(self) -> bool:
-        """Whether the club's member keys are text (see :func:`nbo.data.keys.member_id_of`)."""
+        """Whether the club's member keys are text (see :func:`nbo.memberkey.member_id_of`)."""
         return self.manifest.get("member_keys") == "string"
 
     def knows(self, member_id: int) -> bool:

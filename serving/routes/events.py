@@ -15,9 +15,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, status
 from starlette.datastructures import State
 
-from nbo.data.keys import member_id_of
 from nbo.history.engine import to_naive_utc
 from nbo.history.events import EventConflictError
+from nbo.memberkey import member_id_of
 from nbo.serving.bodies import StrictJSONRoute
 from nbo.serving.deps import WriterService
 from nbo.serving.metrics import EVENTS

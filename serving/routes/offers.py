@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
 
-from nbo.data.keys import MAX_KEY_LENGTH, member_id_of
+from nbo.memberkey import MAX_KEY_LENGTH, member_id_of
 from nbo.plans import DayPlan
 from nbo.serving.bodies import StrictJSONRoute
 from nbo.serving.deps import ReaderService
