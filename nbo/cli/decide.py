@@ -89,9 +89,9 @@ def print_decisions(
     if examples and decisions.height:
         shown = decisions["member_id"].unique(maintain_order=True).head(examples)
         table = Table(title="Some members' offers", title_justify="left")
-        for column in ("member", "rank", "offer", "p_redeem", "p_buy", "uplift", "send at",
-                       "reason"):  # fmt: skip
-            table.add_column(column)
+        for column in ("member", "rank", "offer", "p_redeem", "p_buy", "uplift", "send at"):
+            table.add_column(column, no_wrap=True)  # keys and figures are copied whole
+        table.add_column("reason")
         for row in decisions.filter(pl.col("member_id").is_in(shown.implode())).iter_rows(
             named=True
         ):
