@@ -26,7 +26,7 @@ from nbo.plans import read_manifest
 from nbo.settings import get_settings
 from nbo.tracking.bundle import Bundle
 from nbo.tracking.online import MONITOR_EXPERIMENT, bundle_reference
-from nbo.tracking.registry import configure, load_bundle
+from nbo.tracking.registry import configure, experiment_id, load_bundle
 
 runner = CliRunner()
 T0 = datetime(2024, 6, 3, 10)
@@ -46,7 +46,10 @@ def trained(registry: str, synth_club: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def _log_bundle(bundle: Bundle) -> str:
     """The bundle as a run's ``bundle`` artifact, as training logs it; its model version."""
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+    with (
+        mlflow.start_run(experiment_id=experiment_id("nbo-monitor-test")) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         bundle.version = f"run:{run.info.run_id}"
         mlflow.log_artifact(str(bundle.save(tmp)), artifact_path="bundle")
         return bundle.version

@@ -255,11 +255,10 @@ def log_evaluation(
     """One run in the MLflow experiment ``nbo-ope``: the parameters and every estimate."""
     import mlflow
 
-    from nbo.tracking.registry import configure
+    from nbo.tracking.registry import configure, experiment_id
 
     configure()
-    mlflow.set_experiment(OPE_EXPERIMENT)
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id=experiment_id(OPE_EXPERIMENT)):
         mlflow.log_params({"policy_digest": policy_digest, "model_version": model_version,
                            "since": since or "all", "clip": clip})  # fmt: skip
         metrics = {"contexts": float(result.contexts), "decisions": float(result.decisions)}

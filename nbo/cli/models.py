@@ -251,7 +251,7 @@ def evaluate_cmd(
     from nbo.decisioning.policy import load_policy
     from nbo.evaluation.backtest import evaluate_bundle
     from nbo.pipelines.train import train_bundle
-    from nbo.tracking.registry import configure
+    from nbo.tracking.registry import configure, experiment_id
 
     when = _date(as_of, "--as-of")
     club = _club(data)
@@ -272,8 +272,7 @@ def evaluate_cmd(
     with console.status("deciding at the backtest date"):
         routine = routine_by_objective(club, bundle, load_policy(None), when)
     console.print(routine_table(routine, as_of))
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=f"backtest {as_of}"):
+    with mlflow.start_run(experiment_id=experiment_id(experiment), run_name=f"backtest {as_of}"):
         mlflow.log_params({"as_of": as_of, "data": str(data), "model": model or "fresh"})
         mlflow.log_metrics(
             {

@@ -23,7 +23,7 @@ import polars as pl
 from mlflow.exceptions import MlflowException
 
 from nbo.tracking.bundle import BUNDLE_FILE, Bundle, BundleError
-from nbo.tracking.registry import RegistryError, _experiment, configure, load_bundle
+from nbo.tracking.registry import RegistryError, configure, experiment_id, load_bundle
 
 __all__ = [
     "MONITOR_EXPERIMENT",
@@ -89,7 +89,7 @@ def log_experiment_report(
     """
     configure()
     with mlflow.start_run(
-        experiment_id=_experiment(ONLINE_EXPERIMENT),
+        experiment_id=experiment_id(ONLINE_EXPERIMENT),
         run_name=f"experiment report {datetime.now():%Y-%m-%d %H:%M}",
     ) as run:
         params = {"since": since or "all", "until": until.isoformat() if until else "none"}
@@ -133,7 +133,7 @@ def log_model_health(
     """One run in ``nbo-monitor`` for one live model version; returns its run id."""
     configure()
     with mlflow.start_run(
-        experiment_id=_experiment(MONITOR_EXPERIMENT),
+        experiment_id=experiment_id(MONITOR_EXPERIMENT),
         run_name=f"monitor {model_version} {datetime.now():%Y-%m-%d %H:%M}",
     ) as run:
         mlflow.set_tags({"nbo.kind": "monitor", "model_version": model_version,

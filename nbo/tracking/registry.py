@@ -23,6 +23,7 @@ from nbo.tracking.bundle import BUNDLE_FILE, Bundle
 __all__ = [
     "MODEL_NAME",
     "configure",
+    "experiment_id",
     "load_bundle",
     "log_bundle",
 ]
@@ -46,7 +47,12 @@ def configure(root: str | os.PathLike[str] | None = None) -> str:
     return uri
 
 
-def _experiment(name: str) -> str:
+def experiment_id(name: str) -> str:
+    """The id of the experiment ``name`` in the configured store, created if missing.
+
+    Runs name their experiment explicitly: MLflow's process-wide active experiment would
+    follow a process (or a test session) from one tracking store into another.
+    """
     client = MlflowClient()
     found = client.get_experiment_by_name(name)
     if found is not None:
@@ -82,8 +88,11 @@ def log_bundle(
         pip_requirements,
     )
 
-    experiment_id = _experiment(experiment)
-    with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
+    experiment_run_in = experiment_id(experiment)
+    with (
+        mlflow.start_run(experiment_id=experiment_run_in) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})  # drop NaN
         for name, figure in (figures or {}).items():
