@@ -29,6 +29,7 @@ from nbo.data.io import ClubData
 from nbo.features.history import History, as_datetime
 from nbo.features.offers import FEATURES, response_features
 from nbo.models.params import LeafNodes, check_params
+from nbo.models.prior import purchase_prior
 from nbo.models.response import pair_matrix, score_pairs, tree_probability
 
 __all__ = [
@@ -222,12 +223,21 @@ class OfferPurchase(BaseEstimator):  # type: ignore[misc]
         labelled = purchase_labels(pairs, history.transactions, history.club).join(
             window_days(history).collect(), on="campaign_id", how="left", maintain_order="left"
         )
-        if labelled.height == 0 or labelled["label"].n_unique() < 2:
-            raise ValueError(
-                f"nothing to learn p_buy from: no targeted campaign before "
-                f"{history.as_of:%Y-%m-%d} with members outside its audience who both did and "
-                "did not buy its offers' products"
+        self.as_of_: datetime = history.as_of
+        self.model_: HistGradientBoostingClassifier | None = None
+        self.campaign_types_: list[str] = []
+        self.feature_names_: list[str] = [*FEATURES, WINDOW]
+        self.n_train_pairs_: int = labelled.height
+        self.train_rate_: float = float(labelled["label"].mean()) if labelled.height else 0.0  # type: ignore[arg-type]
+        self.train_campaigns_: list[str] = sorted(labelled["campaign_id"].unique().to_list())
+        self.learned_: bool = labelled.height > 0 and labelled["label"].n_unique() == 2
+        if not self.learned_:
+            self.reason_: str = (
+                f"no targeted campaign before {history.as_of:%Y-%m-%d} whose untreated members "
+                "both did and did not buy"
             )
+            return self
+        self.reason_ = ""
         # each campaign's pairs see the club as it was at its start (all starts are < as_of)
         features = pl.concat(
             [
@@ -235,10 +245,8 @@ class OfferPurchase(BaseEstimator):  # type: ignore[misc]
                 for (start,), group in labelled.group_by("start_date", maintain_order=True)
             ]
         ).sort("campaign_id", "member_id", "offer_id")  # the fit sees one row order, always
-        self.campaign_types_: list[str] = sorted(
-            features["campaign_type"].drop_nulls().unique().to_list()
-        )
-        self.feature_names_: list[str] = [
+        self.campaign_types_ = sorted(features["campaign_type"].drop_nulls().unique().to_list())
+        self.feature_names_ = [
             *FEATURES,
             *(f"campaign_type={t}" for t in self.campaign_types_),
             WINDOW,
@@ -252,10 +260,7 @@ class OfferPurchase(BaseEstimator):  # type: ignore[misc]
             early_stopping=False,
             random_state=self.random_state,
         ).fit(self._matrix(features), features["label"].to_numpy())
-        self.as_of_: datetime = history.as_of
-        self.n_train_pairs_: int = features.height
-        self.train_rate_: float = float(features["label"].mean())  # type: ignore[arg-type]
-        self.train_campaigns_: list[str] = sorted(labelled["campaign_id"].unique().to_list())
+        self.n_train_pairs_ = features.height
         return self
 
     def predict_proba(
@@ -272,20 +277,24 @@ class OfferPurchase(BaseEstimator):  # type: ignore[misc]
         ``offers`` as in :func:`~nbo.models.response.score_pairs` (the same scoring loop as
         the offer response model).
         """
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "as_of_"):
             raise NotFittedError("OfferPurchase is not fitted yet; call fit(history) first")
-        keyed, p_buy = score_pairs(
+
+        def p_buy(features: pl.DataFrame) -> np.ndarray:
+            if self.model_ is None:
+                return purchase_prior(features)
+            window = features.with_columns(pl.col("o_campaign_days").alias(WINDOW))
+            return tree_probability(self.model_, self._matrix(window))
+
+        keyed, p = score_pairs(
             history,
             pairs,
-            lambda features: tree_probability(
-                self.model_,
-                self._matrix(features.with_columns(pl.col("o_campaign_days").alias(WINDOW))),
-            ),
+            p_buy,
             batch_size=self.batch_size,
             receipts=receipts,
             offers=offers,
         )
-        return keyed.with_columns(p_buy=pl.Series(p_buy, dtype=pl.Float64))
+        return keyed.with_columns(p_buy=pl.Series(p, dtype=pl.Float64))
 
     def _matrix(self, features: pl.DataFrame) -> np.ndarray:
         """The pair features (:func:`~nbo.models.response.pair_matrix`) and ``window_days``."""

@@ -31,7 +31,8 @@ from nbo.features.history import History
 from nbo.features.offers import FEATURES, offer_table, response_features
 from nbo.features.offers.columns import KEYS as _KEYS
 from nbo.models.boosted import TreeTables
-from nbo.models.params import LeafNodes, check_params
+from nbo.models.params import LeafNodes, Share, check_params
+from nbo.models.prior import redeem_prior
 from nbo.models.response_pairs import (
     audience_pairs,
     campaign_members,
@@ -93,6 +94,10 @@ class OfferResponse(BaseEstimator):  # type: ignore[misc]
         whole members).
     random_state
         Seed for the pair sample and the model.
+    prior_redeem_share
+        Until the club's campaigns hold a redemption, ``p_redeem`` is the documented prior
+        :func:`~nbo.models.prior.redeem_prior` with this share of buyers redeeming (``learned_``
+        false, ``reason_`` saying why).
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class OfferResponse(BaseEstimator):  # type: ignore[misc]
         min_history_days: NonNegativeInt = 28,
         batch_size: PositiveInt = 1_000_000,
         random_state: int | None = 0,
+        prior_redeem_share: Share = 0.05,
     ) -> None:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -121,6 +127,7 @@ class OfferResponse(BaseEstimator):  # type: ignore[misc]
         self.min_history_days = min_history_days
         self.batch_size = batch_size
         self.random_state = random_state
+        self.prior_redeem_share = prior_redeem_share
 
     def fit(self, history: History) -> OfferResponse:
         """Learn from the campaigns in ``history`` (features as of each campaign's start)."""
@@ -133,11 +140,20 @@ class OfferResponse(BaseEstimator):  # type: ignore[misc]
             negatives_per_positive=self.negatives_per_positive,
             random_state=self.random_state,
         )
-        if pairs.height == 0 or pairs["label"].sum() == 0:
-            raise ValueError(
-                f"nothing to learn from: no campaign before {history.as_of:%Y-%m-%d} "
-                "with an audience, offers and at least one redemption"
-            )
+        self.as_of_: datetime = history.as_of
+        self.learned_: bool = False
+        self.model_: HistGradientBoostingClassifier | None = None
+        self.campaign_types_: list[str] = []
+        self.feature_names_: list[str] = list(FEATURES)
+        self.odds_scale_: float = 1.0
+        self.n_train_pairs_: int = pairs.height
+        self.n_train_positives_: int = int(pairs["label"].sum()) if pairs.height else 0
+        self.train_campaigns_: list[str] = sorted(pairs["campaign_id"].unique().to_list())
+        if self.n_train_positives_ == 0:
+            self.reason_: str = f"no redemption in a campaign before {history.as_of:%Y-%m-%d}"
+            return self
+        self.reason_ = ""
+        self.learned_ = True
         # Each campaign's pairs see the club as it was at its start (all starts are < as_of).
         # One collect per start: polars plans a union of them far worse than each alone.
         features = pl.concat(
@@ -146,18 +162,13 @@ class OfferResponse(BaseEstimator):  # type: ignore[misc]
                 for (start,), group in pairs.group_by("start_date", maintain_order=True)
             ]
         )
-        self.campaign_types_: list[str] = sorted(
-            features["campaign_type"].drop_nulls().unique().to_list()
-        )
-        self.feature_names_: list[str] = [
-            *FEATURES,
-            *(f"campaign_type={t}" for t in self.campaign_types_),
-        ]
+        self.campaign_types_ = sorted(features["campaign_type"].drop_nulls().unique().to_list())
+        self.feature_names_ = [*FEATURES, *(f"campaign_type={t}" for t in self.campaign_types_)]
         # Fit on the sample as drawn (sample weights make the trees ~3x slower) and undo the
         # sampling on the odds: odds(club) = odds(sample) * positive weight / negative weight.
         weights = features.group_by("label").agg(pl.col("weight").first())
         weight_of = dict(zip(weights["label"].to_list(), weights["weight"].to_list(), strict=True))
-        self.odds_scale_: float = weight_of.get(1, 1.0) / weight_of.get(0, 1.0)
+        self.odds_scale_ = weight_of.get(1, 1.0) / weight_of.get(0, 1.0)
         self.model_ = HistGradientBoostingClassifier(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -167,10 +178,7 @@ class OfferResponse(BaseEstimator):  # type: ignore[misc]
             early_stopping=False,
             random_state=self.random_state,
         ).fit(self._matrix(features), features["label"].to_numpy())
-        self.as_of_: datetime = history.as_of
-        self.n_train_pairs_: int = features.height
-        self.n_train_positives_: int = int(features["label"].sum())
-        self.train_campaigns_: list[str] = sorted(pairs["campaign_id"].unique().to_list())
+        self.n_train_pairs_ = features.height
         return self
 
     def predict_proba(
@@ -187,10 +195,12 @@ class OfferResponse(BaseEstimator):  # type: ignore[misc]
         cold-start features (zeros); offers unknown to the club raise :class:`PairsError`.
         Batching, ``receipts`` and ``offers`` as in :func:`score_pairs`.
         """
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "as_of_"):
             raise NotFittedError("OfferResponse is not fitted yet; call fit(history) first")
 
         def p_redeem(features: pl.DataFrame) -> np.ndarray:
+            if self.model_ is None:
+                return redeem_prior(features, self.prior_redeem_share)
             sample_p = self._sample_p(self._matrix(features))
             with np.errstate(divide="ignore"):
                 odds = sample_p / (1.0 - sample_p) * self.odds_scale_
@@ -203,6 +213,8 @@ class OfferResponse(BaseEstimator):  # type: ignore[misc]
 
     def _sample_p(self, matrix: np.ndarray) -> np.ndarray:
         """The trees' P(redeem) on the training sample's odds (:func:`tree_probability`)."""
+        if self.model_ is None:
+            raise NotFittedError("OfferResponse learned nothing: it predicts its prior")
         return tree_probability(self.model_, matrix)
 
     def _matrix(self, features: pl.DataFrame) -> np.ndarray:

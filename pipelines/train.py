@@ -111,7 +111,9 @@ def train_bundle(
         timing=timing,
         uplift=uplift,
         params=flatten(config)
-        | {"uplift.measured": uplift.measured_, "uplift.reason": uplift.reason_},
+        | {"uplift.measured": uplift.measured_, "uplift.reason": uplift.reason_}
+        | {"purchase.learned": purchase.learned_, "purchase.reason": purchase.reason_}
+        | {"response.learned": response.learned_, "response.reason": response.reason_},
     )
 
 

@@ -16,6 +16,7 @@ from nbo.cli.models import DEFAULT_MODEL, DataOpt, ModelOpt, OutOpt, _bundle, _c
 if TYPE_CHECKING:
     from nbo.data.keys import MemberKeys
     from nbo.pipelines.decide import BatchDecisions
+    from nbo.tracking.bundle import Bundle
 
 __all__ = ["decide_cmd", "register"]
 
@@ -90,7 +91,8 @@ def print_decisions(
         shown = decisions["member_id"].unique(maintain_order=True).head(examples)
         table = Table(title="Some members' offers", title_justify="left")
         for column in ("member", "rank", "offer", "p_redeem", "p_buy", "uplift", "send at"):
-            table.add_column(column, no_wrap=True)  # keys and figures are copied whole
+            # keys are copied whole; the figures may wrap on a narrow terminal, the reason last
+            table.add_column(column, no_wrap=column in ("member", "rank", "offer"))
         table.add_column("reason")
         for row in decisions.filter(pl.col("member_id").is_in(shown.implode())).iter_rows(
             named=True
@@ -162,6 +164,17 @@ def decide_cmd(
             markup=False,
         )
     print_decisions(batch, examples=examples, keys=club.keys)
+    for note in prior_notes(bundle):
+        console.print(note, style="yellow", markup=False)
+
+
+def prior_notes(bundle: Bundle) -> list[str]:
+    """One line per pair model that learned nothing and predicts its documented prior."""
+    return [
+        f"{name} is the documented prior, not learned ({model.reason_}; docs/cold-start.md)"
+        for name, model in (("p_buy", bundle.purchase), ("p_redeem", bundle.response))
+        if not getattr(model, "learned_", True)  # bundles from before the priors learned
+    ]
 
 
 @history_app.command("migrate")

@@ -211,6 +211,11 @@ def train_cmd(
         progress.update(task, description="done", completed=len(STAGES))
     console.print(metrics_table(result.table, f"Products (holdout after {as_of})"))
     console.print(summary_table(result.metrics))
+    for name, model in (("purchase propensity", result.bundle.purchase),
+                        ("offer response", result.bundle.response)):  # fmt: skip
+        if not model.learned_:
+            console.print(f"{name} skipped: {model.reason_}; it predicts the documented prior "
+                          "(docs/cold-start.md)", style="yellow", markup=False)  # fmt: skip
     uplift = result.bundle.uplift
     if uplift.measured_:
         console.print(f"uplift measured: {uplift.reason_}", markup=False)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import joblib
+import numpy as np
 import polars as pl
 import pytest
 from sklearn.base import clone
@@ -14,6 +15,8 @@ from sklearn.exceptions import NotFittedError
 from nbo.data.io import ClubData, write_dataset
 from nbo.evaluation.metrics import auc
 from nbo.features.history import History
+from nbo.features.offers import response_features
+from nbo.models.prior import purchase_prior
 from nbo.models.purchase import OfferPurchase, purchase_labels, untreated_pairs
 from nbo.models.response import PairsError
 from tests.models.uplift_club import AS_OF, campaign_start, fav, uplift_club
@@ -116,5 +119,10 @@ def test_estimator_contract_and_errors(
         OfferPurchase().predict_proba(history, pairs)
     with pytest.raises(PairsError, match="NOPE"):
         fitted.predict_proba(history, pairs.with_columns(offer_id=pl.lit("NOPE")))
-    with pytest.raises(ValueError, match="nothing to learn p_buy"):
-        small_model().fit(History.at(club, AS_OF - timedelta(weeks=12)))
+    early = History.at(club, AS_OF - timedelta(weeks=12))
+    prior = small_model().fit(early)  # nothing to learn from yet: the documented prior
+    assert not prior.learned_ and prior.model_ is None and "no targeted campaign" in prior.reason_
+    features = response_features(early, pairs.select("member_id", "offer_id").lazy()).collect()
+    np.testing.assert_array_equal(
+        prior.predict_proba(early, pairs)["p_buy"].to_numpy(), purchase_prior(features)
+    )

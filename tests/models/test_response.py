@@ -16,6 +16,7 @@ from nbo.data.io import ClubData, write_dataset
 from nbo.evaluation.metrics import auc
 from nbo.features.history import History
 from nbo.features.offers import FEATURES, response_features
+from nbo.models.prior import redeem_prior
 from nbo.models.response import OfferResponse
 from nbo.models.response_pairs import offer_pairs, training_pairs
 from tests.conftest import conform_frame
@@ -221,8 +222,16 @@ def test_empty_pairs_and_unfitted(club: ClubData, fitted: OfferResponse) -> None
     assert scored.height == 0 and scored.schema["p_redeem"] == pl.Float64
     with pytest.raises(NotFittedError, match="not fitted"):
         OfferResponse().predict_proba(History.at(club, AS_OF), empty)
-    with pytest.raises(ValueError, match="nothing to learn"):
-        small_model().fit(History.at(club, START + timedelta(weeks=2)))
+    early = History.at(club, START + timedelta(weeks=2))
+    prior = small_model().fit(early)  # nothing to learn from yet: the documented prior
+    assert not prior.learned_ and prior.model_ is None
+    assert prior.reason_.startswith("no redemption in a campaign before")
+    pairs = offer_pairs(club, AS_OF).select("member_id", "offer_id").head(30)
+    features = response_features(early, pairs.select("member_id", "offer_id").lazy()).collect()
+    np.testing.assert_array_equal(
+        prior.predict_proba(early, pairs)["p_redeem"].to_numpy(),
+        redeem_prior(features, prior.prior_redeem_share),
+    )
 
 
 def test_pickles_and_is_deterministic(
