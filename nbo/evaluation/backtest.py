@@ -24,7 +24,7 @@ from nbo.evaluation.metrics import (
     ratio_interval,
 )
 from nbo.evaluation.uplift import auuc, calibration_error, qini_coefficient
-from nbo.evaluation.visit_scores import timing_scores
+from nbo.evaluation.visit_scores import timing_evaluation
 from nbo.features.history import History
 from nbo.features.purchases import member_item_stats, purchases_between
 from nbo.models.cf import CollaborativeFilter
@@ -46,6 +46,7 @@ __all__ = [
     "sampled_truth",
     "scored_offer_pairs",
     "uplift_metrics",
+    "visit_evaluation",
     "visit_metrics",
 ]
 
@@ -247,8 +248,16 @@ def uplift_metrics(
 
 
 def visit_metrics(bundle: Bundle, history: History, days: int = 28) -> dict[str, float]:
+    """:func:`visit_evaluation`'s metrics alone."""
+    return visit_evaluation(bundle, history, days)[0]
+
+
+def visit_evaluation(
+    bundle: Bundle, history: History, days: int = 28
+) -> tuple[dict[str, float], pl.DataFrame]:
     """Visit MAE of the timing model and of the naive previous-window forecast; its proper
-    scores beside BG/NBD's (:func:`~nbo.evaluation.visit_scores.timing_scores`)."""
+    scores beside BG/NBD's, and both ``p_visit`` reliability curves
+    (:func:`~nbo.evaluation.visit_scores.timing_evaluation`)."""
     members = history.members.select("member_id")
 
     def window(start: datetime) -> pl.LazyFrame:
@@ -279,6 +288,7 @@ def visit_metrics(bundle: Bundle, history: History, days: int = 28) -> dict[str,
         frame[c].cast(pl.Float64).to_numpy() for c in ("visits", "likely_visits", "naive")
     )  # as floats: the counts are unsigned
     low, high = ratio_interval(np.abs(visits - likely), np.abs(visits - previous))
+    scores, curves = timing_evaluation(bundle.timing, history, days)
     return {
         "visit_mae": model,
         "visit_mae_mean_forecast": mae(frame["visits"], frame["expected_visits"]),
@@ -286,7 +296,7 @@ def visit_metrics(bundle: Bundle, history: History, days: int = 28) -> dict[str,
         "visit_mae_ratio": model / naive if naive else float("nan"),
         "visit_mae_ratio_low": low,
         "visit_mae_ratio_high": high,
-    } | timing_scores(bundle.timing, history, days)
+    } | scores, curves
 
 
 def sampled_truth(
@@ -319,6 +329,7 @@ class Evaluation:
     recommendations: dict[str, pl.DataFrame]
     truth: pl.DataFrame
     offers: pl.DataFrame
+    visit_reliability: pl.DataFrame | None = None  # p_visit per decile: nbo's and BG/NBD's
 
 
 def evaluate_bundle(
@@ -346,8 +357,9 @@ def evaluate_bundle(
     offers = scored_offer_pairs(bundle, club, history)
     flat = {f"holdout_{k}": v for k, v in table["nbo"].items()}
     flat |= {f"holdout_{k}": v for k, v in offer_metrics(offers).items()}
-    flat |= {f"holdout_{k}": v for k, v in visit_metrics(bundle, history).items()}
+    visits, curves = visit_evaluation(bundle, history)
+    flat |= {f"holdout_{k}": v for k, v in visits.items()}
     flat |= {f"holdout_{k}": v for k, v in purchase_metrics(bundle, club, history).items()}
     uplift = uplift_metrics(bundle, club, history, exposure)
     flat |= {f"holdout_{k}": v for k, v in uplift.items()}
-    return Evaluation(flat, table, methods, truth, offers)
+    return Evaluation(flat, table, methods, truth, offers, curves)

@@ -1,4 +1,5 @@
-"""Figures logged with each training run: recall@k, offer gains/lift, calibration, importance."""
+"""Figures logged with each training run: recall@k, offer gains/lift, calibration, the
+reliability of the visit probabilities, importance."""
 
 from __future__ import annotations
 
@@ -74,6 +75,22 @@ def _calibration(offers: pl.DataFrame, bins: int = 10) -> Figure:
     return fig
 
 
+def _visit_reliability(curves: pl.DataFrame) -> Figure:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    top = max(float(np.nanmax(curves.select("predicted", "observed").to_numpy())), 1e-3)
+    ax.plot([0, top], [0, top], linestyle="--", label="perfect")
+    for (method,), curve in curves.group_by("method", maintain_order=True):
+        ax.plot(curve["predicted"], curve["observed"], marker="o", label=f"{method} (deciles)")
+    ax.set(
+        xlabel="mean predicted p_visit (member-day)",
+        ylabel="observed share of member-days with a visit",
+        title="Visits: reliability of p_visit",
+    )
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def _importance(names: list[str], values: np.ndarray, title: str) -> Figure:
     order = np.argsort(values)
     fig, ax = plt.subplots(figsize=(6, max(3, 0.22 * len(names))))
@@ -91,6 +108,9 @@ def training_figures(bundle: Bundle, evaluation: Evaluation) -> dict[str, Any]:
     if evaluation.offers.height and evaluation.offers["label"].sum() > 0:
         figures["offer_gains_lift"] = _gains(evaluation.offers)
         figures["offer_calibration"] = _calibration(evaluation.offers)
+    curves = evaluation.visit_reliability
+    if curves is not None and curves.height and curves["member_days"].sum() > 0:
+        figures["visit_reliability"] = _visit_reliability(curves)
     importance = getattr(bundle.affinity, "importance_", None)
     if importance:
         figures["product_ranker_importance"] = _importance(

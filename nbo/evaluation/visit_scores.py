@@ -35,7 +35,9 @@ __all__ = [
     "LAPSE_DAYS",
     "ratios",
     "reference_forecasts",
+    "reliability",
     "score",
+    "timing_evaluation",
     "timing_forecast",
     "timing_scores",
     "truth_at",
@@ -251,11 +253,33 @@ def timing_forecast(model: VisitTiming, history: History, horizon: int) -> pl.Da
     return frame.with_columns(p_lapse=nb_p_zero(lapse, model.alpha_))
 
 
-def timing_scores(model: VisitTiming, history: History, horizon: int) -> dict[str, float]:
+def reliability(forecast: pl.DataFrame, truth: pl.DataFrame, bins: int = 10) -> pl.DataFrame:
+    """``p_visit``'s reliability over member-days (the first :data:`P_VISIT_DAYS` days):
+    ``bin, predicted, observed, member_days`` per decile of the predicted probability."""
+    frame = truth.select("member_id").join(forecast, on="member_id", how="left")
+    p = np.stack(frame["p_visit"].to_list())[:, :P_VISIT_DAYS].ravel()
+    seen = visited_matrix(truth)[:, :P_VISIT_DAYS].ravel()
+    edges = np.quantile(p, np.linspace(0, 1, bins + 1)[1:-1]) if p.size else np.array([])
+    return (
+        pl.DataFrame({"bin": np.searchsorted(edges, p, side="right"), "p": p, "seen": seen})
+        .group_by("bin")
+        .agg(
+            predicted=pl.col("p").mean(),
+            observed=pl.col("seen").cast(pl.Float64).mean(),
+            member_days=pl.len(),
+        )
+        .sort("bin")
+    )
+
+
+def timing_evaluation(
+    model: VisitTiming, history: History, horizon: int
+) -> tuple[dict[str, float], pl.DataFrame]:
     """The model's scores over ``horizon`` days from ``history.as_of`` and their ratios to
     BG/NBD's (fitted here as of the same day), flat for MLflow: ``visit_<score>``,
-    ``visit_<score>_bgnbd`` and ``visit_<score>_ratio_bgnbd``; the members are those who
-    visited before ``as_of``, the truth the club's later receipts."""
+    ``visit_<score>_bgnbd`` and ``visit_<score>_ratio_bgnbd``; and the :func:`reliability` of
+    both ``p_visit`` forecasts (column ``method``: ``nbo``, ``BG/NBD``). The members are
+    those who visited before ``as_of``, the truth the club's later receipts."""
     visits = member_visits(history.club.transactions).collect().lazy()
     reference = reference_forecasts(visits, history.as_of_date, horizon)["bgnbd"]
     truth = truth_at(visits, reference.select("member_id"), history.as_of_date, horizon)
@@ -264,4 +288,17 @@ def timing_scores(model: VisitTiming, history: History, horizon: int) -> dict[st
     out = {f"visit_{k}": v for k, v in mine.items()}
     out |= {f"visit_{k}_bgnbd": v for k, v in theirs.items()}
     out |= {f"visit_{k}_ratio_bgnbd": mine[k] / theirs[k] for k in mine if theirs.get(k)}
-    return out
+    curves = pl.concat(
+        [
+            reliability(frame, truth).with_columns(method=pl.lit(name))
+            for name, frame in (("nbo", ours), ("BG/NBD", reference))
+            if truth.height and "p_visit" in frame.columns
+        ]
+        or [pl.DataFrame(schema={"method": pl.String})]
+    )
+    return out, curves
+
+
+def timing_scores(model: VisitTiming, history: History, horizon: int) -> dict[str, float]:
+    """The scores of :func:`timing_evaluation` alone."""
+    return timing_evaluation(model, history, horizon)[0]

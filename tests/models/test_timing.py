@@ -16,7 +16,12 @@ from sklearn.exceptions import NotFittedError
 from nbo.data.completejourney import import_completejourney
 from nbo.data.io import ClubData, write_dataset
 from nbo.evaluation.metrics import mae
-from nbo.evaluation.visit_scores import timing_forecast, timing_scores
+from nbo.evaluation.visit_scores import (
+    reliability,
+    timing_evaluation,
+    timing_forecast,
+    timing_scores,
+)
 from nbo.features.history import History
 from nbo.features.visits import member_visits, visits_between
 from nbo.models.btyd import BetaGeoNBD, rfm_summary
@@ -357,3 +362,25 @@ def test_scores_beside_bgnbd(club: ClubData, model: VisitTiming) -> None:
     # the lapsed member (gone 10 weeks, used to come every 3 days) is the likeliest to stay away
     lapse = timing_forecast(model, history, 28).join(visited, on="member_id")
     assert lapse.sort("p_lapse")["member_id"][-1] == LAPSED
+
+
+def test_reliability_bins_member_days_by_predicted_probability() -> None:
+    days = P_VISIT_DAYS
+    # two members: one predicted 0.2 every day who came on days 0 and 1, one predicted 0.8
+    # every day who came every day but the last
+    forecast = pl.DataFrame({"member_id": [1, 2], "p_visit": [[0.2] * days, [0.8] * days]})
+    truth = pl.DataFrame({"member_id": [2, 1], "d": [list(range(days - 1)), [0, 1]]})
+    curve = reliability(forecast, truth, bins=2)
+    assert curve["predicted"].to_list() == pytest.approx([0.2, 0.8])
+    assert curve["observed"].to_list() == pytest.approx([2 / days, (days - 1) / days])
+    assert curve["member_days"].to_list() == [days, days]
+
+
+def test_training_scores_log_both_reliability_curves(club: ClubData, model: VisitTiming) -> None:
+    scores, curves = timing_evaluation(model, History.at(club, AS_OF), 28)
+    assert scores == timing_scores(model, History.at(club, AS_OF), 28)
+    assert set(curves["method"]) == {"nbo", "BG/NBD"}
+    for _, curve in curves.group_by("method"):
+        assert curve["predicted"].is_sorted() and curve["observed"].is_between(0, 1).all()
+        # every member-day of the first P_VISIT_DAYS days falls in one bin
+        assert curve["member_days"].sum() % P_VISIT_DAYS == 0

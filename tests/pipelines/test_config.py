@@ -193,6 +193,8 @@ def test_nbo_train_logs_the_config_as_params_and_train_yaml(
     assert params["affinity.n_rankers"] == "2" and params["affinity.cf.factors"] == "8"
     assert params["evaluation.windows_days"] == "[7, 14]"
     assert params["response.max_iter"] == str(TrainConfig().estimator("response").max_iter)
+    figures = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")]
+    assert "plots/visit_reliability.png" in figures  # p_visit's, nbo's beside BG/NBD's
     logged = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{CONFIG_ARTIFACT}")
     (tmp_path / "logged").mkdir()
     assert load_config(_write(tmp_path / "logged", logged)) == load_config(path)
