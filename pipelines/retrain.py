@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import polars as pl
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -139,11 +140,19 @@ def retrain(
     experiment: str = "nbo",
     tolerance: float = 0.0,
     on_stage: OnStage | None = None,
+    exposure: pl.DataFrame | None = None,
 ) -> RetrainResult:
     """Train on every receipt (as of the day after the last one), register the bundle as the
-    candidate, compare it like for like with the champion and promote it if the gate passes."""
+    candidate, compare it like for like with the champion and promote it if the gate passes.
+
+    ``exposure``: the service's randomized exposure for the uplift model, as in
+    :func:`~nbo.pipelines.train.train`.
+    """
     start = time.perf_counter()
-    trained = train(club, data_end(club), config=config, experiment=experiment, on_stage=on_stage)
+    trained = train(
+        club, data_end(club), config=config, experiment=experiment, on_stage=on_stage,
+        exposure=exposure,
+    )  # fmt: skip
     seconds = {"training on everything": time.perf_counter() - start}
     outcome = promote_candidate(club.root, tolerance=tolerance, on_stage=on_stage)
     outcome.trained = trained

@@ -140,6 +140,17 @@ def summary_table(metrics: dict[str, float]) -> Table:
     return out
 
 
+HistoryUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--history-url",
+        help="Interaction history the service records in (its NBO_DATABASE_URL): the uplift "
+        "model also learns from the champion's offers against the holdout's would-be ones "
+        "decided before the training date (docs/uplift.md).",
+    ),
+]
+
+
 def _exposure(url: str, as_of: datetime) -> pl.DataFrame:
     """The service's randomized exposure in the history at ``url``, counted on each side of
     ``as_of`` (the uplift model learns from what came before, the back-test holds out the
@@ -176,15 +187,7 @@ def train_cmd(
             "(every value and its default: docs/train.example.yaml). Without it, the defaults.",
         ),
     ] = None,
-    history_url: Annotated[
-        str | None,
-        typer.Option(
-            "--history-url",
-            help="Interaction history the service records in (its NBO_DATABASE_URL): the uplift "
-            "model also learns from the champion's offers against the holdout's would-be ones "
-            "decided before --as-of (docs/uplift.md).",
-        ),
-    ] = None,
+    history_url: HistoryUrlOpt = None,
 ) -> None:
     """Train every model as of a date, evaluate on the holdout, register as nbo@candidate."""
     from nbo.pipelines.config import load_config

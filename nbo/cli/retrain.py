@@ -15,7 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from nbo.cli.common import console, err_console, fails_cleanly
-from nbo.cli.models import DataOpt
+from nbo.cli.models import DataOpt, HistoryUrlOpt, _exposure
 from nbo.errors import NboError
 
 if TYPE_CHECKING:
@@ -149,6 +149,7 @@ def retrain_cmd(
     ] = None,
     tolerance: ToleranceOpt = 0.0,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nbo",
+    history_url: HistoryUrlOpt = None,
 ) -> None:
     """Train on all the data, compare like for like, promote if no worse, plan, reload.
 
@@ -157,6 +158,7 @@ def retrain_cmd(
     """
     from nbo.data.io import ClubData
     from nbo.decisioning.policy import load_policy
+    from nbo.pipelines.compare import data_end
     from nbo.pipelines.config import load_config
     from nbo.pipelines.retrain import ReloadError, reload_service, retrain
     from nbo.tracking.registry import configure
@@ -168,6 +170,7 @@ def retrain_cmd(
     if service_url is not None and not key:
         raise NboError(f"--service-url needs an admin API key in ${ADMIN_KEY_ENV}")
     club = ClubData(data)
+    exposure = _exposure(history_url, data_end(club)) if history_url is not None else None
     uri = configure()
     with _progress() as progress:
         task = progress.add_task("starting", total=None)
@@ -177,6 +180,7 @@ def retrain_cmd(
             experiment=experiment,
             tolerance=tolerance,
             on_stage=lambda name: progress.update(task, description=name),
+            exposure=exposure,
         )
     trained = outcome.trained
     if trained is not None:

@@ -154,3 +154,27 @@ def test_nbo_train_history_url_measures_uplift_from_the_service_s_holdout(
     metrics = run.data.metrics
     assert metrics["holdout_uplift_measured"] == 1.0
     assert metrics["holdout_uplift_pairs"] > 0 and metrics["holdout_uplift_qini"] > 0
+
+
+def test_nbo_retrain_history_url_measures_uplift_too(
+    club: ClubData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from nbo.cli import app
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    with InteractionStore(url) as store:
+        store.record_decisions(served_decisions())
+    command = ["retrain", "--data", str(club.root), "--history-url", url]
+    result = CliRunner().invoke(app, command, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output  # no champion yet: the candidate is promoted
+    # every decision came before the last receipt: all of them teach the uplift model
+    assert "1,600 pairs (520 holdout) before 2024-05-20" in result.output
+    import mlflow
+
+    (run,) = mlflow.search_runs(experiment_names=["nbo"], output_format="list")
+    assert run.data.params["uplift.measured"] == "True"
+    assert "interaction history" in run.data.params["uplift.reason"]
