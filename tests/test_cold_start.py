@@ -127,6 +127,10 @@ def test_a_receipts_only_club_trains_what_has_data_and_says_what_it_skipped(
     assert bundle.affinity.recommend(history, members, k=3).height > 0
     visits = bundle.timing.predict(history)["expected_visits"].to_numpy()
     assert np.isfinite(visits).all() and visits.max() > 0
+    # the nightly job on the same club: trains, compares like for like, says what it skipped
+    nightly = runner.invoke(app, ["retrain", "--data", str(club)], env={"COLUMNS": "200"})
+    assert nightly.exit_code in (0, 3), nightly.output  # promoted or kept: no failure
+    assert "offer response skipped: no redemption" in " ".join(nightly.output.split())
 
 
 def test_campaigns_without_redemptions_decide_by_the_priors_with_logged_propensities(

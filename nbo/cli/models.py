@@ -151,6 +151,15 @@ HistoryUrlOpt = Annotated[
 ]
 
 
+def print_skipped(bundle: Bundle) -> None:
+    """One line per pair model that had nothing to learn from and predicts its prior."""
+    for name, model in (("purchase propensity", bundle.purchase),
+                        ("offer response", bundle.response)):  # fmt: skip
+        if not model.learned_:
+            console.print(f"{name} skipped: {model.reason_}; it predicts the documented prior "
+                          "(docs/cold-start.md)", style="yellow", markup=False)  # fmt: skip
+
+
 def _exposure(url: str, as_of: datetime) -> pl.DataFrame:
     """The service's randomized exposure in the history at ``url``, counted on each side of
     ``as_of`` (the uplift model learns from what came before, the back-test holds out the
@@ -214,11 +223,7 @@ def train_cmd(
         progress.update(task, description="done", completed=len(STAGES))
     console.print(metrics_table(result.table, f"Products (holdout after {as_of})"))
     console.print(summary_table(result.metrics))
-    for name, model in (("purchase propensity", result.bundle.purchase),
-                        ("offer response", result.bundle.response)):  # fmt: skip
-        if not model.learned_:
-            console.print(f"{name} skipped: {model.reason_}; it predicts the documented prior "
-                          "(docs/cold-start.md)", style="yellow", markup=False)  # fmt: skip
+    print_skipped(result.bundle)
     uplift = result.bundle.uplift
     if uplift.measured_:
         console.print(f"uplift measured: {uplift.reason_}", markup=False)

@@ -15,7 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from nbo.cli.common import console, err_console, fails_cleanly
-from nbo.cli.models import DataOpt, HistoryUrlOpt, _exposure
+from nbo.cli.models import DataOpt, HistoryUrlOpt, _exposure, print_skipped
 from nbo.errors import NboError
 
 if TYPE_CHECKING:
@@ -189,6 +189,7 @@ def retrain_cmd(
             f"version {trained.version} as candidate (run {trained.run_id}) in {uri}",
             markup=False,
         )
+        print_skipped(trained.bundle)
     _report(outcome)
     if plans is not None and trained is not None:
         _plan(data, trained.bundle.as_of, plans, policy)
