@@ -27,10 +27,16 @@ from sklearn.exceptions import NotFittedError
 from nbo.data.audience import audience_with_treated
 from nbo.data.io import ClubData
 from nbo.features.history import History, as_datetime
-from nbo.features.offers import FEATURES, response_features
+from nbo.features.offers import FEATURES, features_at_starts
 from nbo.models.params import LeafNodes, check_params
 from nbo.models.prior import purchase_prior
-from nbo.models.response import pair_matrix, score_pairs, tree_probability
+from nbo.models.response import (
+    campaign_types,
+    pair_classifier,
+    pair_matrix,
+    score_pairs,
+    tree_probability,
+)
 
 __all__ = [
     "WINDOW",
@@ -238,28 +244,18 @@ class OfferPurchase(BaseEstimator):  # type: ignore[misc]
             )
             return self
         self.reason_ = ""
-        # each campaign's pairs see the club as it was at its start (all starts are < as_of)
-        features = pl.concat(
-            [
-                response_features(History.at(history.club, start), group.lazy()).collect()
-                for (start,), group in labelled.group_by("start_date", maintain_order=True)
-            ]
-        ).sort("campaign_id", "member_id", "offer_id")  # the fit sees one row order, always
-        self.campaign_types_ = sorted(features["campaign_type"].drop_nulls().unique().to_list())
+        features = features_at_starts(history.club, labelled).sort(
+            "campaign_id", "member_id", "offer_id"
+        )  # the fit sees one row order, always
+        self.campaign_types_ = campaign_types(features)
         self.feature_names_ = [
             *FEATURES,
             *(f"campaign_type={t}" for t in self.campaign_types_),
             WINDOW,
         ]
-        self.model_ = HistGradientBoostingClassifier(
-            max_iter=self.max_iter,
-            learning_rate=self.learning_rate,
-            max_leaf_nodes=self.max_leaf_nodes,
-            min_samples_leaf=self.min_samples_leaf,
-            l2_regularization=self.l2_regularization,
-            early_stopping=False,
-            random_state=self.random_state,
-        ).fit(self._matrix(features), features["label"].to_numpy())
+        self.model_ = pair_classifier(self).fit(
+            self._matrix(features), features["label"].to_numpy()
+        )
         self.n_train_pairs_ = features.height
         return self
 

@@ -30,10 +30,17 @@ from sklearn.exceptions import NotFittedError
 from nbo.data.audience import randomized_audience
 from nbo.data.io import ClubData
 from nbo.features.history import History
-from nbo.features.offers import FEATURES, response_features
+from nbo.features.offers import FEATURES, features_at_starts
 from nbo.models.params import LeafNodes, check_params
 from nbo.models.purchase import purchase_labels
-from nbo.models.response import PairsError, pair_matrix, score_pairs, tree_probability
+from nbo.models.response import (
+    PairsError,
+    boosting_params,
+    campaign_types,
+    pair_matrix,
+    score_pairs,
+    tree_probability,
+)
 
 __all__ = ["OfferUplift", "XLearner", "assumed_uplift", "randomized_pairs"]
 
@@ -212,15 +219,10 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
                 f"randomized campaigns {when} have an arm where everyone or no one bought"
             )
             return self
-        features = pl.concat(
-            [
-                response_features(History.at(history.club, start), group.lazy()).collect()
-                for (start,), group in labelled.group_by("start_date", maintain_order=True)
-            ]
-        ).sort("campaign_id", "member_id", "offer_id")  # the fit sees one row order, always
-        self.campaign_types_: list[str] = sorted(
-            features["campaign_type"].drop_nulls().unique().to_list()
-        )
+        features = features_at_starts(history.club, labelled).sort(
+            "campaign_id", "member_id", "offer_id"
+        )  # the fit sees one row order, always
+        self.campaign_types_: list[str] = campaign_types(features)
         self.feature_names_: list[str] = [
             *FEATURES,
             *(f"campaign_type={t}" for t in self.campaign_types_),
@@ -232,14 +234,7 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
             treated,
             features["label"].to_numpy(),
             propensity,
-            {
-                "max_iter": self.max_iter,
-                "learning_rate": self.learning_rate,
-                "max_leaf_nodes": self.max_leaf_nodes,
-                "min_samples_leaf": self.min_samples_leaf,
-                "l2_regularization": self.l2_regularization,
-                "random_state": self.random_state,
-            },
+            boosting_params(self),
         )
         self.measured_ = True
         self.n_train_pairs_ = features.height

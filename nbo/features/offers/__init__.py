@@ -28,7 +28,7 @@ from nbo.features.offers.columns import (
     PAIR_FEATURES,
 )
 from nbo.features.offers.members import member_features, pair_features
-from nbo.features.offers.response import response_features
+from nbo.features.offers.response import features_at_starts, response_features
 from nbo.features.offers.table import offer_definitions, offer_features, offer_table
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "MEMBER_FEATURES",
     "OFFER_FEATURES",
     "PAIR_FEATURES",
+    "features_at_starts",
     "member_features",
     "offer_definitions",
     "offer_features",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from nbo.data.io import ClubData
 from nbo.features.history import History
 from nbo.features.offers.columns import (
     FEATURES,
@@ -18,7 +19,7 @@ from nbo.features.offers.columns import (
 from nbo.features.offers.members import by_campaign_type, member_features, pair_features
 from nbo.features.offers.table import offer_table
 
-__all__ = ["response_features"]
+__all__ = ["features_at_starts", "response_features"]
 
 
 def response_features(
@@ -80,4 +81,19 @@ def response_features(
             "_row", "m_lines", "m_baskets", "m_spend", "mo_last_ts", "mo_type_offers", *GROUP_SPEND
         )
         .select(pl.all().exclude(FEATURES), *FEATURES)
+    )
+
+
+def features_at_starts(club: ClubData, pairs: pl.DataFrame) -> pl.DataFrame:
+    """The :func:`response_features` of past campaigns' ``pairs`` (member_id, offer_id,
+    start_date, any extra columns kept), each row as of its campaign's start: what the pair
+    models learn from. Rows come grouped by start, in order of first appearance.
+
+    One collect per start: polars plans a union of them far worse than each alone.
+    """
+    return pl.concat(
+        [
+            response_features(History.at(club, start), group.lazy()).collect()
+            for (start,), group in pairs.group_by("start_date", maintain_order=True)
+        ]
     )
