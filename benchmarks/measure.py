@@ -8,20 +8,33 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import resource
 import subprocess
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psutil
 
-__all__ = ["GIB", "Measurement", "run_measured"]
+__all__ = ["GIB", "Measurement", "header", "run_measured"]
 
 POLL_S = 0.1
 GIB = 1024**3
+
+
+def header(extra: str = "") -> str:
+    """The first line of a benchmark's output: the machine, the time, the commit (and ``extra``)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+    return (
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, "
+        f"{psutil.virtual_memory().total / GIB:.0f} GiB RAM, Python {platform.python_version()}; "
+        f"{datetime.now():%Y-%m-%d %H:%M}; commit {commit}" + (f"; {extra}" if extra else "")
+    )
 
 
 @dataclass(frozen=True)

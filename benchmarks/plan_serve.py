@@ -30,21 +30,19 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
 from decide import WORK, nbo_command, overlay_club, synth_club, trained_bundle
 from decide_overlay import last_receipt_day
-from measure import GIB, run_measured
+from measure import GIB, header, run_measured
 from serve import API_KEYS, TARGET_P99_MS, TARGET_RPS, club_ids, run_wrk
 from serve_process import load
 
@@ -161,13 +159,11 @@ def main() -> None:
     if not args.skip_load and shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (or --skip-load)")
     args.data = args.data.resolve()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
     print(
-        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, "
-        f"{psutil.virtual_memory().total / GIB:.0f} GiB RAM; {datetime.now():%Y-%m-%d %H:%M}; "
-        f"commit {commit}; PYTHONPATH={os.environ.get('PYTHONPATH', '')}; "
-        f"mode {'in-process' if args.in_process else 'plans'}; load before: {load()}"
+        header(
+            f"PYTHONPATH={os.environ.get('PYTHONPATH', '')}; "
+            f"mode {'in-process' if args.in_process else 'plans'}; load before: {load()}"
+        )
     )
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     run_dir = Path(tempfile.mkdtemp(prefix="nbo-bench-plan-serve-", dir="/tmp"))

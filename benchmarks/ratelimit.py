@@ -22,20 +22,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import psutil
 from decide import WORK, nbo_command, overlay_club, synth_club, trained_bundle
 from decide_overlay import last_receipt_day
-from measure import GIB
+from measure import header
 from serve import API_KEYS, WrkRun, club_ids, run_wrk
 from serve_process import load, serving
 
@@ -113,13 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get update && apt-get install -y wrk")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, "
-        f"{psutil.virtual_memory().total / GIB:.0f} GiB RAM; {datetime.now():%Y-%m-%d %H:%M}; "
-        f"commit {commit}; load before: {load()}"
-    )
+    print(header(f"load before: {load()}"))
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     run_dir = Path(tempfile.mkdtemp(prefix="nbo-bench-ratelimit-", dir="/tmp"))
     data, plans, day = make_plan(args, run_dir)

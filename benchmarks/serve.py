@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -43,9 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from decide import model_code_digest, nbo_command
-from measure import GIB
+from measure import header
 from serve_process import (
     count_rows,
     count_stored,
@@ -473,15 +471,7 @@ def main() -> None:
             "no model registry: pass --mlflow-uri URI (a registry with a champion), --train "
             "(train and promote one on Complete Journey), or run from where make demo ran"
         )
-    memory = psutil.virtual_memory().total / GIB
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
-    ).stdout.strip()
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, {memory:.0f} GiB RAM, "
-        f"Python {platform.python_version()}; {datetime.now():%Y-%m-%d %H:%M}; commit {commit}; "
-        f"model {mlflow_uri} (models:/nbo@champion); load before: {load()}"
-    )
+    print(header(f"model {mlflow_uri} (models:/nbo@champion); load before: {load()}"))
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     run_dir = Path(tempfile.mkdtemp(prefix="nbo-bench-serve-", dir="/tmp"))
     sections: list[list[str]] = []
