@@ -20,7 +20,6 @@ __all__ = [
     "member_activity",
     "member_item_stats",
     "purchases_between",
-    "with_category",
     "with_labels",
 ]
 
@@ -42,11 +41,6 @@ ITEM_STAT_FEATURES = [
 def days_before(as_of: datetime, column: str = "ts") -> pl.Expr:
     """Days between ``column`` and ``as_of`` as a float (0 = just before the cut)."""
     return (pl.lit(as_of) - pl.col(column)).dt.total_microseconds() / DAY_US
-
-
-def with_category(transactions: pl.LazyFrame, products: pl.LazyFrame) -> pl.LazyFrame:
-    """Receipt lines with their product's category (for category-level features)."""
-    return transactions.join(products.select("product_id", "category"), on="product_id", how="left")
 
 
 def member_item_stats(
