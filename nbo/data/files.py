@@ -9,19 +9,25 @@ the offending lines; a bad mapping a :class:`~nbo.errors.MappingError` naming th
 
 from __future__ import annotations
 
-import codecs
 import difflib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import polars as pl
 
 from nbo.data.contract import TABLES, TableSpec
-from nbo.data.findings import ROW, Finding
+from nbo.data.file_errors import (
+    FILE,
+    LINE,
+    RAW,
+    Origin,
+    bad_values,
+    encoding_error,
+    read_error,
+    render,
+)
 from nbo.data.io import atomic_dataset_dir, write_manifest, write_table
 from nbo.data.keys import KEYS_FILE, is_integer_key, keyed_member_ids, keyed_spec
 from nbo.data.mapping import CsvOptions, Mapping, TableMapping, load_mapping, parse_values
@@ -32,34 +38,7 @@ from nbo.errors import DataContractError
 __all__ = ["SOURCE", "import_files", "load_mapping"]
 
 SOURCE = "files"
-MAX_EXAMPLES = 5
-FILE, LINE, RAW = "_file", "_line", "_raw_"  # helper columns, never written
 PARQUET_MAGIC = b"PAR1"
-NEWLINE = b"\n"
-
-
-@dataclass(frozen=True)
-class _Origin:
-    """Where a written table's rows came from, to point findings back at the export."""
-
-    key: str  # what the mapping names, e.g. export/receipts/*.csv
-    files: list[Path]
-    rows: list[int]  # rows per file, in write order
-    columns: dict[str, str]  # contract column -> source column
-    first: int  # number of the first data row: line 2 of a CSV (after its header), row 1 of Parquet
-    empty: dict[str, int] = field(default_factory=dict)  # empty cells of columns with a default
-
-    @property
-    def unit(self) -> str:
-        return "row" if self.first == 1 else "line"
-
-    def locate(self, row: int) -> str:
-        """``file line N`` for the 1-based ``row`` of the written table."""
-        for path, count in zip(self.files, self.rows, strict=True):
-            if row <= count:
-                return f"{path} {self.unit} {row - 1 + self.first}"
-            row -= count
-        return f"{self.key} row {row}"
 
 
 def import_files(
@@ -75,7 +54,7 @@ def import_files(
     if not source.is_dir():
         raise DataContractError(f"{source}: no such source directory")
     report = ImportReport(SOURCE)
-    origins: dict[str, _Origin] = {}
+    origins: dict[str, Origin] = {}
     with (
         atomic_dataset_dir(out_dir, overwrite=overwrite) as tmp,
         tempfile.TemporaryDirectory(prefix=f"{tmp.name}-transcoded-", dir=tmp.parent) as scratch,
@@ -97,7 +76,7 @@ def import_files(
             try:
                 rows = report.rows[name] = write_table(frame, tmp / f"{name}.parquet")
             except pl.exceptions.PolarsError as exc:
-                raise _read_error(origins[name], mapping.csv_options(name), exc) from None
+                raise read_error(origins[name], mapping.csv_options(name), exc) from None
             if defaults and rows:
                 report.transform(
                     name, rows, f"not in the export, set to the default: {', '.join(defaults)}"
@@ -107,7 +86,7 @@ def import_files(
                 report.transform(name, count, f"{column} empty in the export, set to {default}")
         validation = validate_dataset(tmp)
         if not validation.ok:
-            findings = "\n".join(_render(f, origins, tmp) for f in validation.errors)
+            findings = "\n".join(render(f, origins, tmp) for f in validation.errors)
             raise DataContractError(
                 f"{source}: the export does not meet the data contract, so nothing was written "
                 f"to {out_dir}:\n{findings}"
@@ -119,14 +98,14 @@ def import_files(
             mapping=str(mapping_path),
             source_dir=str(source),
             notes=[note.__dict__ for note in report.notes],
-            warnings=[_render(f, origins, tmp) for f in validation.warnings],
+            warnings=[render(f, origins, tmp) for f in validation.warnings],
         )
     return report
 
 
 def _read_table(
     spec: TableSpec, entry: TableMapping, mapping: Mapping, source: Path, scratch: Path
-) -> tuple[pl.LazyFrame, _Origin]:
+) -> tuple[pl.LazyFrame, Origin]:
     """The mapped columns of every file of one table, parsed, checked, with their origin."""
     key = str(source / entry.file)
     files = sorted(  # hidden files are skipped: they include nbo's own temporary directories
@@ -154,15 +133,15 @@ def _read_table(
             .collect(engine="streaming")
         )
     except pl.exceptions.PolarsError as exc:
-        raise _read_error(_Origin(key, files, [], {}, first), options, exc) from None
+        raise read_error(Origin(key, files, [], {}, first), options, exc) from None
     counts = dict(zip(stats[FILE].to_list(), stats["_rows"].to_list(), strict=True))
     rows = [counts.get(i, 0) for i in range(len(files))]
     empty = {c: int(stats[RAW + c].sum()) for c in fillable if stats[RAW + c].sum()}
-    origin = _Origin(key, files, rows, dict(entry.columns), first, empty)
+    origin = Origin(key, files, rows, dict(entry.columns), first, empty)
     if not sum(rows) and spec.required:
         raise DataContractError(f"{key}: no rows (only a header); table {spec.name} needs data")
     problems = [
-        _bad_values(spec, entry, origin, frame, column, cond, int(stats[column].sum()))
+        bad_values(spec, entry, origin, frame, column, cond, int(stats[column].sum()))
         for column, cond in bad.items()
         if stats[column].sum()
     ]
@@ -204,8 +183,8 @@ def _read_file(
             )
         schema = scan.collect_schema()
     except pl.exceptions.PolarsError as exc:
-        origin = _Origin(str(path), [path], [0], {}, 1 if options is None else 2)
-        raise _read_error(origin, options or CsvOptions(), exc) from None
+        origin = Origin(str(path), [path], [0], {}, 1 if options is None else 2)
+        raise read_error(origin, options or CsvOptions(), exc) from None
     _check_columns(spec, entry, options, path, schema)
     fmt, comma = entry.datetime_format, options is not None and options.decimal_comma
     return scan.select(
@@ -229,7 +208,7 @@ def _check_columns(
     if not missing:
         return
     if any("\ufffd" in name for name in found):  # polars reads a header that is not UTF-8 lossily
-        raise _encoding_error(path) or DataContractError(f"{path}: header is not valid UTF-8")
+        raise encoding_error(path) or DataContractError(f"{path}: header is not valid UTF-8")
     lines = [
         f"{path}: column {src!r} (tables.{spec.name}.columns) is not in the file"
         + "".join(f"; did you mean {m!r}?" for m in difflib.get_close_matches(src, found, n=1))
@@ -284,41 +263,6 @@ def _complete(
     return frame.select(exprs), defaults
 
 
-def _bad_values(
-    spec: TableSpec,
-    entry: TableMapping,
-    origin: _Origin,
-    frame: pl.LazyFrame,
-    column: str,
-    condition: pl.Expr,
-    count: int,
-) -> str:
-    """A message naming the column, the expected type and a few offending raw values."""
-    examples = frame.filter(condition).select(FILE, LINE, RAW + column).head(MAX_EXAMPLES).collect()
-    shown = [f"    {origin.files[f]} {origin.unit} {n}: {v!r}" for f, n, v in examples.iter_rows()]
-    expected = _expected(spec, entry, column)
-    if any("," in str(v) for v in examples[RAW + column]) and spec.schema[column] == pl.Float64:
-        expected += " (decimal comma? set 'decimal_comma: true' under csv:)"
-    if column == "member_id":
-        expected += " (member numbers with letters? set 'member_keys: string' in the mapping)"
-    return (
-        f"{origin.key}, column {entry.columns[column]!r} ({spec.name}.{column}): "
-        f"{count:,} value(s) are not a valid {expected}\n" + "\n".join(shown)
-    )
-
-
-def _expected(spec: TableSpec, entry: TableMapping, column: str) -> str:
-    dtype = spec.schema[column]
-    fmt = entry.datetime_format.get(column)
-    if isinstance(dtype, pl.Datetime | pl.Date):
-        kind = "timestamp" if isinstance(dtype, pl.Datetime) else "date"
-        if fmt:
-            return f"{kind} in format {fmt!r}"
-        return f"{kind} (ISO, e.g. 2024-03-01 14:05:00; set datetime_format for other formats)"
-    names = {pl.Int64: "whole number", pl.Float64: "number", pl.Boolean: "true/false"}
-    return next((n for t, n in names.items() if dtype == t), str(dtype))
-
-
 def _transcoded(path: Path, encoding: str, scratch: Path, index: int) -> Path:
     """``path`` itself if it is meant to be UTF-8, else a UTF-8 copy in ``scratch``."""
     if encoding in ("utf8", "utf8-lossy"):
@@ -335,64 +279,3 @@ def _transcoded(path: Path, encoding: str, scratch: Path, index: int) -> Path:
             f"{path}: not valid {encoding} ({exc.reason} at byte {exc.start})"
         ) from None
     return target
-
-
-def _read_error(
-    origin: _Origin, options: CsvOptions, exc: pl.exceptions.PolarsError
-) -> DataContractError:
-    """A polars read failure as a message naming the file (and the fix for a wrong encoding)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "utf-8" in text.lower() or "utf8" in text.lower():
-        for path in origin.files:
-            if error := _encoding_error(path):
-                return error
-    kind = "Parquet" if origin.unit == "row" else f"CSV with separator {options.separator!r}"
-    return DataContractError(f"{origin.key}: cannot be read as {kind} ({text[:200]})")
-
-
-def _encoding_error(path: Path) -> DataContractError | None:
-    """Where ``path`` first stops being UTF-8, and the setting that reads it, or None."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
-    with path.open("rb") as fh:
-        while True:
-            chunk = fh.read(1 << 20)
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                bad = exc.object[exc.start : exc.end]
-                line += exc.object[: exc.start].count(NEWLINE)
-                return DataContractError(
-                    f"{path}: not valid UTF-8 (line {line}, byte {bad!r}); the export is probably "
-                    "latin-1 or Windows-1252: set 'encoding: cp1252' (or latin-1) under csv:"
-                )
-            if not chunk:
-                return None
-            line += chunk.count(NEWLINE)
-
-
-def _render(finding: Finding, origins: dict[str, _Origin], tmp: Path) -> str:
-    """A validation finding in the export's terms: source files, source columns, file lines."""
-    origin = origins.get(finding.table)
-    message = finding.message
-    for name, other in origins.items():
-        message = message.replace(str(tmp / f"{name}.parquet"), other.key)
-    where = origin.key if origin else finding.file
-    if finding.column:
-        names = origin.columns if origin else {}
-        sources = [f"{c} ({names[c]})" if c in names else c for c in finding.column.split(", ")]
-        where += f", column {', '.join(sources)}"
-    head = f"{finding.severity}: {where}: {message}"
-    if finding.rows:
-        head += f" ({finding.rows:,} row{'s' if finding.rows != 1 else ''})"
-    lines = [head]
-    for example in finding.examples:
-        cells = ", ".join(f"{k}={_value(v)}" for k, v in example.items() if k != ROW)
-        row = example.get(ROW)
-        place = origin.locate(row) if origin and isinstance(row, int) else f"row {row}"
-        lines.append(f"    e.g. {place}: {cells}")
-    return "\n".join(lines)
-
-
-def _value(value: object) -> str:
-    return str(value) if isinstance(value, date) else repr(value)  # 2024-01-31, not date(...)
