@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from nbo.cli import decide, experiment, models, monitor, plan, retrain, serve
+from nbo.cli import decide, experiment, models, monitor, plan, retrain, scoring, serve
 from nbo.cli.common import console, fails_cleanly
 from nbo.cli.data import data_app, describe_cmd, import_completejourney_cmd, validate_cmd
 
@@ -37,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 models.register(app)
+scoring.register(app)
 retrain.register(app)
 decide.register(app)
 plan.register(app)
