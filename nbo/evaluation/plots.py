@@ -60,32 +60,22 @@ def _calibration(offers: pl.DataFrame, bins: int = 10) -> Figure:
         .group_by("bin")
         .agg(pl.col("score").mean().alias("predicted"), pl.col("label").mean().alias("observed"))
         .sort("bin")
+        .with_columns(method=pl.lit("model"))
     )
-    fig, ax = plt.subplots(figsize=(5, 5))
-    top = max(float(np.nanmax(binned.select("predicted", "observed").to_numpy())), 1e-3)
-    ax.plot([0, top], [0, top], linestyle="--", label="perfect")
-    ax.plot(binned["predicted"], binned["observed"], marker="o", label="model (deciles)")
-    ax.set(
-        xlabel="mean predicted p_redeem",
-        ylabel="observed redemption rate",
-        title="Offers: calibration",
+    return _reliability(
+        binned, "mean predicted p_redeem", "observed redemption rate", "Offers: calibration"
     )
-    ax.legend()
-    fig.tight_layout()
-    return fig
 
 
-def _visit_reliability(curves: pl.DataFrame) -> Figure:
+def _reliability(curves: pl.DataFrame, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Observed against predicted per bin (columns method, predicted, observed), one line per
+    method, beside the diagonal."""
     fig, ax = plt.subplots(figsize=(5, 5))
     top = max(float(np.nanmax(curves.select("predicted", "observed").to_numpy())), 1e-3)
     ax.plot([0, top], [0, top], linestyle="--", label="perfect")
     for (method,), curve in curves.group_by("method", maintain_order=True):
         ax.plot(curve["predicted"], curve["observed"], marker="o", label=f"{method} (deciles)")
-    ax.set(
-        xlabel="mean predicted p_visit (member-day)",
-        ylabel="observed share of member-days with a visit",
-        title="Visits: reliability of p_visit",
-    )
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -110,7 +100,12 @@ def training_figures(bundle: Bundle, evaluation: Evaluation) -> dict[str, Any]:
         figures["offer_calibration"] = _calibration(evaluation.offers)
     curves = evaluation.visit_reliability
     if curves is not None and curves.height and curves["member_days"].sum() > 0:
-        figures["visit_reliability"] = _visit_reliability(curves)
+        figures["visit_reliability"] = _reliability(
+            curves,
+            "mean predicted p_visit (member-day)",
+            "observed share of member-days with a visit",
+            "Visits: reliability of p_visit",
+        )
     importance = getattr(bundle.affinity, "importance_", None)
     if importance:
         figures["product_ranker_importance"] = _importance(

@@ -127,9 +127,9 @@ def test_exposure_of_a_challenger_s_decisions_is_not_read(tmp_path: Path) -> Non
     assert not exposure["treated"].any() and exposure.height > 0
 
 
-def test_nbo_train_history_url_measures_uplift_from_the_service_s_holdout(
-    club: ClubData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _nbo_with_served_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    """``nbo *args --history-url URL`` (exit 0) on a fresh MLflow store, the service's decisions
+    in the history at URL; the command's output."""
     from typer.testing import CliRunner
 
     from nbo.cli import app
@@ -139,11 +139,19 @@ def test_nbo_train_history_url_measures_uplift_from_the_service_s_holdout(
     url = f"sqlite:///{tmp_path / 'history.db'}"
     with InteractionStore(url) as store:
         store.record_decisions(served_decisions())
-    as_of = f"{AS_OF:%Y-%m-%d}"
-    command = ["train", "--data", str(club.root), "--as-of", as_of, "--history-url", url]
-    result = CliRunner().invoke(app, command)
+    result = CliRunner().invoke(app, [*args, "--history-url", url], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    text = " ".join(result.output.split())  # rich wraps long lines
+    return result.output
+
+
+def test_nbo_train_history_url_measures_uplift_from_the_service_s_holdout(
+    club: ClubData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    as_of = f"{AS_OF:%Y-%m-%d}"
+    output = _nbo_with_served_history(
+        tmp_path, monkeypatch, "train", "--data", str(club.root), "--as-of", as_of
+    )
+    text = " ".join(output.split())  # rich wraps long lines
     assert "1,280 pairs (416 holdout) before 2024-04-29" in text
     assert "holdout) on or after 2024-04-29" in text
     assert "uplift measured: X-learner" in text and "interaction history" in text
@@ -159,20 +167,10 @@ def test_nbo_train_history_url_measures_uplift_from_the_service_s_holdout(
 def test_nbo_retrain_history_url_measures_uplift_too(
     club: ClubData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from typer.testing import CliRunner
-
-    from nbo.cli import app
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite:///{tmp_path / 'history.db'}"
-    with InteractionStore(url) as store:
-        store.record_decisions(served_decisions())
-    command = ["retrain", "--data", str(club.root), "--history-url", url]
-    result = CliRunner().invoke(app, command, env={"COLUMNS": "300"})
-    assert result.exit_code == 0, result.output  # no champion yet: the candidate is promoted
+    # exit 0: no champion yet, so the candidate is promoted
+    output = _nbo_with_served_history(tmp_path, monkeypatch, "retrain", "--data", str(club.root))
     # every decision came before the last receipt: all of them teach the uplift model
-    assert "1,600 pairs (520 holdout) before 2024-05-20" in result.output
+    assert "1,600 pairs (520 holdout) before 2024-05-20" in output
     import mlflow
 
     (run,) = mlflow.search_runs(experiment_names=["nbo"], output_format="list")
