@@ -181,3 +181,26 @@ def test_the_api_takes_and_gives_the_club_keys(
         service = client.app.state.service  # type: ignore[attr-defined]
         stored = service.store.events_for(int(keys.ids([offered["member_id"]])[0]))
         assert stored["event_id"].to_list() == ["e-1"]
+
+
+def test_the_mlflow_model_takes_and_gives_the_club_keys(keyed_env: None, keyed_club: Path) -> None:
+    import mlflow
+    import pandas as pd
+
+    from nbo.tracking.registry import configure
+
+    configure()
+    model = mlflow.pyfunc.load_model("models:/nbo@champion")
+    pairs = MemberKeys.of(keyed_club).pairs
+    assert pairs is not None
+    some = pairs.sort("member_key").head(3)
+    params = {"data": str(keyed_club), "k": 2, "at": AT}
+    by_key = model.predict(pd.DataFrame({"member_key": some["member_key"].to_list()}), params)
+    by_id = model.predict(pd.DataFrame({"member_id": some["member_id"].to_list()}), params)
+    assert set(by_key["member_key"]) == set(some["member_key"])  # each named as the club does
+    assert by_key.equals(by_id)  # the key is the member: the same answers either way
+    # a number is no key of this club: refused by the model's schema, or by the key rule
+    with pytest.raises(Exception, match="member_key"):
+        model.predict(pd.DataFrame({"member_key": [157]}), params)
+    with pytest.raises(Exception, match="send them as strings"):
+        model.unwrap_python_model().predict(None, pd.DataFrame({"member_key": [157]}), params)

@@ -2,6 +2,8 @@
 
 The club data is an input, not part of the model: ``params["data"]`` names a dataset directory
 and ``params["task"]`` picks what to compute for the members (or pairs) in the input frame.
+Members are given as nbo's ``member_id`` or, for a club whose keys are text (card numbers with
+leading zeros, letters), as the club's own ``member_key``; a keyed club's answers carry both.
 
 The logged model is self-contained: it carries nbo's own source as MLflow ``code_paths`` (the
 ``nbo`` package directory, copied with its ``models``/``pipelines``/``serving`` links resolved to
@@ -40,7 +42,13 @@ __all__ = ["SIGNATURE", "NboPyfunc", "code_paths", "input_example", "pip_require
 TASKS = ("recommend", "score_offers", "forecast_visits")
 
 SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("long", "member_id"), ColSpec("string", "offer_id", required=False)]),
+    inputs=Schema(
+        [
+            ColSpec("long", "member_id", required=False),
+            ColSpec("string", "member_key", required=False),  # the club's own keys, if text
+            ColSpec("string", "offer_id", required=False),
+        ]
+    ),
     outputs=None,
     params=ParamSchema(
         [
@@ -102,7 +110,13 @@ class NboPyfunc(PythonModel):
             raise ValueError("params['data'] must name a club dataset directory")
         club = ClubData(params["data"])
         at = as_datetime(params["at"]) if params.get("at") else self.bundle.as_of
-        members = np.asarray(model_input["member_id"], dtype=np.int64)
+        keys = club.keys
+        if "member_key" in model_input.columns:  # the club's keys: the one rule maps them
+            members = keys.ids(model_input["member_key"].tolist(), what="member_key")
+        elif "member_id" in model_input.columns:
+            members = np.asarray(model_input["member_id"], dtype=np.int64)
+        else:
+            raise ValueError("model_input needs a member_id or a member_key column")
         if task == "recommend":
             result = self.bundle.recommend(club, at, members, k=int(params.get("k", 10)))
         elif task == "forecast_visits":
@@ -113,4 +127,7 @@ class NboPyfunc(PythonModel):
                 {"member_id": members, "offer_id": model_input["offer_id"].astype(str).tolist()}
             )
             result = self.bundle.score_offers(club, pairs.with_columns(at=pl.lit(at)))
+        if keys.keyed:  # beside the internal id, the member as the club knows them
+            named = keys.to_keys(result.select("member_id"))["member_id"]
+            result = result.with_columns(member_key=named)
         return result.to_pandas()
