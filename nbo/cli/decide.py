@@ -11,7 +11,17 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from nbo.cli.common import console, fails_cleanly
-from nbo.cli.models import DEFAULT_MODEL, DataOpt, ModelOpt, OutOpt, _bundle, _club, _date, _write
+from nbo.cli.models import (
+    DEFAULT_MODEL,
+    DataOpt,
+    ModelOpt,
+    OutOpt,
+    _bundle,
+    _club,
+    _date,
+    _write,
+    priors,
+)
 
 if TYPE_CHECKING:
     from nbo.data.keys import MemberKeys
@@ -171,9 +181,8 @@ def decide_cmd(
 def prior_notes(bundle: Bundle) -> list[str]:
     """One line per pair model that learned nothing and predicts its documented prior."""
     return [
-        f"{name} is the documented prior, not learned ({model.reason_}; docs/cold-start.md)"
-        for name, model in (("p_buy", bundle.purchase), ("p_redeem", bundle.response))
-        if not getattr(model, "learned_", True)  # bundles from before the priors learned
+        f"{score} is the documented prior, not learned ({why}; docs/cold-start.md)"
+        for _, score, why in priors(bundle)
     ]
 
 

@@ -151,13 +151,23 @@ HistoryUrlOpt = Annotated[
 ]
 
 
+def priors(bundle: Bundle) -> list[tuple[str, str, str]]:
+    """(model, score, why) of each pair model that had nothing to learn from and predicts its
+    documented prior; bundles from before the priors learned every model."""
+    models = (("purchase propensity", "p_buy", bundle.purchase),
+              ("offer response", "p_redeem", bundle.response))  # fmt: skip
+    return [
+        (name, score, model.reason_)
+        for name, score, model in models
+        if not getattr(model, "learned_", True)
+    ]
+
+
 def print_skipped(bundle: Bundle) -> None:
     """One line per pair model that had nothing to learn from and predicts its prior."""
-    for name, model in (("purchase propensity", bundle.purchase),
-                        ("offer response", bundle.response)):  # fmt: skip
-        if not model.learned_:
-            console.print(f"{name} skipped: {model.reason_}; it predicts the documented prior "
-                          "(docs/cold-start.md)", style="yellow", markup=False)  # fmt: skip
+    for name, _, why in priors(bundle):
+        console.print(f"{name} skipped: {why}; it predicts the documented prior "
+                      "(docs/cold-start.md)", style="yellow", markup=False)  # fmt: skip
 
 
 def _exposure(url: str, as_of: datetime) -> pl.DataFrame:
