@@ -341,6 +341,8 @@ def main() -> None:
     console = Console()
     if not console.is_terminal:  # a log file: wide enough for the tables
         console = Console(width=150)
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="nbo-incremental-", dir=args.work))
     console.print(
         f"{platform.node()}, {os.cpu_count()} CPUs, {datetime.now():%Y-%m-%d %H:%M}, load "

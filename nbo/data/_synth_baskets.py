@@ -22,6 +22,7 @@ from nbo.data._synth_members import (
     micros,
     search,
 )
+from nbo.data._synth_quantity import draw_quantity
 from nbo.data._synth_uplift import Dues, counterfactual_response
 from nbo.data.contract import TABLES
 
@@ -239,11 +240,7 @@ def receipt_lines(
     units = np.maximum(np.add.reduceat(lines.units[order], start), 1)
     coupon_c = np.rint(np.add.reduceat(lines.coupon[order], start) * 100).astype(np.int64)
     # a few lines of several units; products sold by weight get a weight around their pack
-    u = rng.random(key.size)
-    quantity = (units + (u < 0.08) + (u < 0.02)).astype(np.float64)
-    by_weight = np.flatnonzero(catalogue.by_weight[product])
-    weight = catalogue.pack_kg[product[by_weight]] * rng.lognormal(0.0, 0.3, by_weight.size)
-    quantity[by_weight] = np.maximum(np.round(weight * units[by_weight], 3), 0.05)
+    quantity = draw_quantity(rng, units, catalogue.by_weight[product], catalogue.pack_kg[product])
     gross_c = np.rint(np.rint(catalogue.price * 100)[product] * quantity).astype(np.int64)
     week = np.minimum(visits.ts_s[visit] // (7 * DAY_S), catalogue.weeks - 1)
     on_promo = catalogue.on_promo(product, week)

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from nbo.data._synth_catalogue import Catalogue
 from nbo.data._synth_members import Members, Visits, expand, micros
+from nbo.data._synth_quantity import expected_line_price
 from nbo.data.contract import TABLES
 
 __all__ = [
@@ -61,7 +62,8 @@ TRUTH_COLUMNS: dict[str, str] = {
     "p_buy_control": "P(buys any of the offer's products in the campaign window | no offer)",
     "p_buy_treated": "P(buys any of the offer's products in the campaign window | offer)",
     "p_redeem_treated": "P(redeems the offer | offered)",
-    "value": "the club's margin on the purchase: MARGIN_SHARE x mean unit price of the products",
+    "value": "the club's margin on the purchase: MARGIN_SHARE x the mean expected shelf price "
+    "of a line of one pick of the offer's products (extra units and weights included)",
     "coupon_cost": "the club's cost per redemption: the coupon's face value",
 }
 TRUTH_SCHEMA = pl.Schema(
@@ -239,12 +241,12 @@ def counterfactual_response(
 
     offer_ids = pl.Series(catalogue.offer_ids, dtype=pl.String)
     campaign_ids = pl.Series(catalogue.campaign_ids, dtype=pl.String)
-    unit_price = catalogue.price * np.where(catalogue.by_weight, catalogue.pack_kg, 1.0)
+    line_price = expected_line_price(catalogue.price, catalogue.by_weight, catalogue.pack_kg)
     offer_of_row = np.repeat(np.arange(size.size), size)
     offer_value = (
         MARGIN_SHARE
         * np.bincount(
-            offer_of_row, weights=unit_price[catalogue.offer_products], minlength=size.size
+            offer_of_row, weights=line_price[catalogue.offer_products], minlength=size.size
         )
         / np.maximum(size, 1)
     )
