@@ -41,13 +41,27 @@ from nbo.plans.day import (
 from nbo.plans.shards import shard_count, shard_of
 from nbo.tracking.bundle import Bundle
 
-__all__ = ["cold_start_candidates", "model_plan", "plan_day"]
+__all__ = [
+    "COLD_INPUTS",
+    "cold_member",
+    "cold_start_candidates",
+    "day_offers",
+    "known_members",
+    "member_recommendations",
+    "model_plan",
+    "plan_day",
+]
 
 Stage = Callable[[str], None]
 _RECOMMENDATION_COLUMNS = ("member_id", "rank", "product_id", "score", "reason", "cold_start")
 RECOMMEND_CHUNK = 25_000
 """Members recommended for at once: the ranker's candidate features of 100,000 members at once
 took 3 GiB more than of 25,000 (each member's products do not depend on the others)."""
+COLD_INPUTS = (
+    "offer_id", "is_new", "p_redeem", "p_buy", "uplift", "uplift_measured", "value", "cost",
+    "campaign_id", "category", "product", "start_date", "end_date",
+)  # fmt: skip
+"""The candidate columns :func:`cold_start_candidates` reads."""
 
 
 def cold_start_candidates(candidates: pl.DataFrame, offers: int) -> pl.DataFrame:
@@ -92,13 +106,17 @@ def cold_start_candidates(candidates: pl.DataFrame, offers: int) -> pl.DataFrame
     )  # fmt: skip
 
 
-def _cold_member() -> pl.DataFrame:
+def cold_member() -> pl.DataFrame:
+    """The member row of the cold-start template (:data:`~nbo.plans.day.COLD_MEMBER`)."""
     row = {"member_id": COLD_MEMBER, "baskets": 0, "yearly_value": 0.0, "lapsing": False,
            "cold_start": True, "next_visit_date": None, "preferred_hour": None}  # fmt: skip
     return pl.DataFrame([row], schema=MEMBER_COLUMNS)
 
 
-def _recommendations(bundle: Bundle, history: History, member_ids: NDArray[np.int64]) -> MemberRows:
+def member_recommendations(
+    bundle: Bundle, history: History, member_ids: NDArray[np.int64]
+) -> MemberRows:
+    """The product recommendations of ``member_ids`` (each member's own: no other member's)."""
     chunks = [
         bundle.affinity.recommend(history, member_ids[start : start + RECOMMEND_CHUNK],
                                   k=MAX_RECOMMENDATIONS).select(_RECOMMENDATION_COLUMNS)
@@ -133,7 +151,7 @@ def model_plan(
         ]
     )
     people = pl.concat(
-        [members.select([pl.col(c).cast(t) for c, t in MEMBER_COLUMNS.items()]), _cold_member()]
+        [members.select([pl.col(c).cast(t) for c, t in MEMBER_COLUMNS.items()]), cold_member()]
     )
     shards = len(known)
     plans: dict[str, list[Plan]] = {}
@@ -149,8 +167,8 @@ def model_plan(
         plans[channel] = split_by_shard(select_members(plan, ~is_cold), shards)
     del candidates, people
     stage(f"{model.uri}: recommendations")
-    recs = [_recommendations(bundle, history, ids) for ids in known]
-    cold_recs = _recommendations(bundle, history, np.array([COLD_MEMBER], dtype=np.int64))
+    recs = [member_recommendations(bundle, history, ids) for ids in known]
+    cold_recs = member_recommendations(bundle, history, np.array([COLD_MEMBER], dtype=np.int64))
     return ArmPlan(model, plans, cold, recs, cold_recs)
 
 
@@ -176,12 +194,8 @@ def plan_day(
     stage("active offers")
     history = History.at(club, midnight)
     offers = active_offers(club, midnight)
-    member_ids = np.sort(
-        history.members.select("member_id").collect()["member_id"].to_numpy().astype(np.int64)
-    )
-    count = shards if shards is not None else shard_count(member_ids.size)
-    shard = shard_of(member_ids, count)
-    known = [member_ids[shard == s] for s in range(count)]
+    known = known_members(history, shards)
+    count = len(known)
     stats = offer_stats(store.contact_state(midnight)) if store is not None else OfferStats.empty()
     arms = {
         arm: model_plan(model, bundle, history, offers, policy, stats, channels=channels,
@@ -189,6 +203,32 @@ def plan_day(
         for arm, (model, bundle) in models.items()
     }  # fmt: skip
     stage("offers and campaigns")
+    info, campaigns = day_offers(club, offers, day)
+    return DayPlan(
+        day=day,
+        shards=count,
+        members=known,
+        arms=arms,
+        offers=info,
+        campaigns=campaigns,
+    )
+
+
+def known_members(history: History, shards: int | None = None) -> list[NDArray[np.int64]]:
+    """The members the data knows, sorted, split by member shard (``shards`` default: one per
+    :data:`~nbo.plans.shards.MEMBERS_PER_SHARD` members)."""
+    member_ids = np.sort(
+        history.members.select("member_id").collect()["member_id"].to_numpy().astype(np.int64)
+    )
+    count = shards if shards is not None else shard_count(member_ids.size)
+    shard = shard_of(member_ids, count)
+    return [member_ids[shard == s] for s in range(count)]
+
+
+def day_offers(
+    club: ClubData, offers: pl.DataFrame, day: date
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(what a response shows of each active offer, the campaigns active on ``day``)."""
     campaigns = club.campaigns.filter(
         (pl.col("start_date") <= day) & (pl.col("end_date") >= day)
     ).collect()
@@ -198,11 +238,4 @@ def plan_day(
         "offer_id", "campaign_id", "campaign_type", "category", "product", "targeted",
         valid_from=pl.col("start_date"), valid_until=pl.col("end_date"),
     )  # fmt: skip
-    return DayPlan(
-        day=day,
-        shards=count,
-        members=known,
-        arms=arms,
-        offers=info,
-        campaigns=campaigns.sort("campaign_id"),
-    )
+    return info, campaigns.sort("campaign_id")

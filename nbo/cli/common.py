@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import polars as pl
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from nbo.engine import Engine
 from nbo.errors import NboError
 
-__all__ = ["EXIT_BAD_INPUT", "console", "err_console", "fails_cleanly"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EngineOpt",
+    "RayAddressOpt",
+    "console",
+    "err_console",
+    "fails_cleanly",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,3 +51,21 @@ def fails_cleanly(func: Callable[P, R]) -> Callable[P, R]:
         raise typer.Exit(EXIT_BAD_INPUT)
 
     return wrapper
+
+
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        envvar="NBO_ENGINE",
+        help="Where the work runs: local (this process) or ray (one task per member shard).",
+    ),
+]
+RayAddressOpt = Annotated[
+    str,
+    typer.Option(
+        "--ray-address",
+        envvar="NBO_RAY_ADDRESS",
+        help="The Ray cluster for --engine ray (ray://host:10001, auto); empty: start a local Ray.",
+    ),
+]

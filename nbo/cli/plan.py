@@ -10,9 +10,10 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nbo.cli.common import console, fails_cleanly
+from nbo.cli.common import EngineOpt, RayAddressOpt, console, fails_cleanly
 from nbo.cli.decide import DatabaseOpt
 from nbo.cli.models import DEFAULT_MODEL, DataOpt, _club, _date
+from nbo.engine import Engine, import_ray
 from nbo.errors import NboError
 
 if TYPE_CHECKING:
@@ -106,16 +107,22 @@ def plan_cmd(
         typer.Option(help="Member shards (default: one per 250,000 members).", min=1, max=4096),
     ] = None,
     database_url: DatabaseOpt = None,
+    engine: EngineOpt = Engine.local,
+    ray_address: RayAddressOpt = "",
 ) -> None:
     """Score the club once and write the day's plan: every request of the day is answered
-    from it. Running it again for the same day replaces the plan whole."""
+    from it. Running it again for the same day replaces the plan whole. With --engine ray,
+    each member shard is planned by a Ray task (same plan as --engine local)."""
     from nbo.cli.monitor import planned_drift
     from nbo.decisioning.policy import load_policy
     from nbo.history import InteractionStore
     from nbo.pipelines.plan import plan_day
-    from nbo.plans import policy_digest, write_day
+    from nbo.pipelines.plan_shards import plan_day_sharded
+    from nbo.plans.store import commit_day, open_day, policy_digest, write_arm
 
     start = time.perf_counter()
+    if engine is Engine.ray:
+        import_ray()  # before any work: without the extra, a clear error now
     when = _date(day, "--day")
     rules = load_policy(policy)
     for name in channel or ():
@@ -135,27 +142,40 @@ def plan_cmd(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task("reading the club", total=None)
-        plan = plan_day(
-            club, rules, store, when.date(), models, channels=channel, shards=shards,
-            stage=lambda name: progress.update(task, description=name),
-        )  # fmt: skip
-        progress.update(task, description="writing the plan")
-        store.close()
-        source = club.manifest
-        folder = write_day(
-            plan,
-            out,
-            data={
-                "dir": str(data.resolve()),
-                "cut": when.isoformat(),  # history strictly before the day's midnight
-                "source": source.get("source"),
-                "created_at": source.get("created_at"),
-                "contract_version": source.get("contract_version"),
-            },
-            policy={"file": str(policy) if policy else None, "digest": policy_digest(rules)},
-            member_keys="string" if club.keys.keyed else "integer",
-            drift=planned_drift(plan, {arm: bundle for arm, (_, bundle) in models.items()}),
-        )
+
+        def stage(name: str) -> None:
+            progress.update(task, description=name)
+
+        with open_day(out, when.date()) as draft:
+            if engine is Engine.ray:  # each shard's task writes its files into the draft
+                plan = plan_day_sharded(
+                    club, rules, store, when.date(), models, draft, channels=channel,
+                    shards=shards, ray_address=ray_address, stage=stage,
+                )  # fmt: skip
+            else:
+                plan = plan_day(
+                    club, rules, store, when.date(), models, channels=channel, shards=shards,
+                    stage=stage,
+                )  # fmt: skip
+                progress.update(task, description="writing the plan")
+                for arm, part in plan.arms.items():
+                    write_arm(part, draft, arm)
+            store.close()
+            source = club.manifest
+            folder = commit_day(
+                draft,
+                plan,
+                data={
+                    "dir": str(data.resolve()),
+                    "cut": when.isoformat(),  # history strictly before the day's midnight
+                    "source": source.get("source"),
+                    "created_at": source.get("created_at"),
+                    "contract_version": source.get("contract_version"),
+                },
+                policy={"file": str(policy) if policy else None, "digest": policy_digest(rules)},
+                member_keys="string" if club.keys.keyed else "integer",
+                drift=planned_drift(plan, {arm: bundle for arm, (_, bundle) in models.items()}),
+            )
     console.print(summary_table(plan, time.perf_counter() - start))
     console.print(
         f"wrote the plan for {when:%Y-%m-%d} to {out / f'{when:%Y-%m-%d}'} (-> {folder.name}); "
