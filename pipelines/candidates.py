@@ -50,6 +50,7 @@ __all__ = [
     "build_candidates",
     "build_members",
     "candidate_chunks",
+    "chunk_candidates",
     "member_chunks",
 ]
 
@@ -177,7 +178,7 @@ def _score(
     return scored.with_columns(uplift["uplift"], uplift["uplift_measured"])
 
 
-def _chunk_candidates(
+def chunk_candidates(
     history: History,
     models: OfferScorers,
     context: OfferContext,
@@ -185,6 +186,8 @@ def _chunk_candidates(
     first: int,
     last: int,
 ) -> pl.DataFrame:
+    """The scored candidates of the members ``first`` ≤ member_id ≤ ``last`` (one chunk of
+    :func:`candidate_chunks`; ``context``: the offers' club-wide figures, worked out once)."""
     lines = _chunk_lines(history, first, last)
     pairs = _chunk_pairs(history, context, lines, first, last)
     scored = _score(history, models, context, lines, pairs)
@@ -225,7 +228,7 @@ def candidate_chunks(
     """:func:`build_candidates` one chunk of members at a time (member order)."""
     context = OfferContext.build(history, offers, policy, popular_offers=popular_offers)
     for first, last in member_chunks(context.members, members_per_chunk):
-        yield _chunk_candidates(history, models, context, policy, first, last)
+        yield chunk_candidates(history, models, context, policy, first, last)
 
 
 def build_members(history: History, timing: VisitTiming, policy: Policy) -> pl.DataFrame:

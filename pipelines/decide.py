@@ -4,14 +4,17 @@ A thin composition: the club as of ``at`` → member context → scored candidat
 (:mod:`nbo.pipelines.candidates`) and their static rules, one chunk of members at a time →
 contact history (the interaction store, optional) → the decision engine
 (:func:`~nbo.decisioning.batch.decide_chunks`, budgets club-wide) → a per-campaign summary.
-Reading and writing happen in the CLI; these functions only compute.
+With ``engine=Engine.ray`` each chunk's candidates and static rules are a Ray task
+(:mod:`nbo.pipelines.decide_shards`); the rest is the same. Reading and writing happen in the
+CLI and the tasks' work files; these functions only compute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 
@@ -20,6 +23,7 @@ from nbo.decisioning.batch import decide_chunks
 from nbo.decisioning.engine import Decisions, OfferStats
 from nbo.decisioning.policy import Policy
 from nbo.decisioning.prepare import ContactHistory, plan_static
+from nbo.engine import Engine
 from nbo.features.history import History
 from nbo.pipelines.candidates import (
     MEMBERS_PER_CHUNK,
@@ -27,6 +31,7 @@ from nbo.pipelines.candidates import (
     build_members,
     candidate_chunks,
 )
+from nbo.pipelines.decide_shards import ChunkScored, scored_on_ray
 from nbo.tracking.bundle import Bundle
 
 __all__ = ["BatchDecisions", "campaign_summary", "decide_batch", "offer_stats"]
@@ -40,6 +45,7 @@ class BatchDecisions:
     offers: int
     members: int
     candidates: int
+    ray_tasks: tuple[ChunkScored, ...] = ()  # one per member chunk with the ray engine
 
 
 def offer_stats(contacts: ContactHistory | None) -> OfferStats:
@@ -66,8 +72,12 @@ def decide_batch(
     run_id: str | None = None,
     stage: Stage = lambda name: None,
     members_per_chunk: int = MEMBERS_PER_CHUNK,
+    engine: Engine = Engine.local,
+    ray_address: str = "",
+    work_dir: Path | None = None,
 ) -> BatchDecisions:
-    """Decide offers for every member of ``club`` at ``at`` (see the module docstring)."""
+    """Decide offers for every member of ``club`` at ``at`` (see the module docstring); with
+    the ray engine, the tasks' files go to a temporary folder under ``work_dir``."""
     policy.check_channel(channel)
     history = History.at(club, at)
     stage("active offers")
@@ -85,17 +95,30 @@ def decide_batch(
             yield plan_static(candidates, members, policy, at=at, channel=channel).collect()
         stage("arbitration and budgets")
 
-    result = decide_chunks(
-        statics(),
-        policy,
-        at=at,
-        channel=channel,
-        contacts=contacts,
-        offer_stats=offer_stats(contacts),
-        model_version=bundle.version,
-        run_id=run_id,
-    )
-    return BatchDecisions(result, offers.height, members.height, scored[0])
+    def decide(frames: Iterable[pl.DataFrame]) -> Decisions:
+        return decide_chunks(
+            frames,
+            policy,
+            at=at,
+            channel=channel,
+            contacts=contacts,
+            offer_stats=offer_stats(contacts),
+            model_version=bundle.version,
+            run_id=run_id,
+        )
+
+    if engine is Engine.local:
+        result = decide(statics())
+        return BatchDecisions(result, offers.height, members.height, scored[0])
+    with scored_on_ray(
+        history, bundle, offers, members, policy, at=at, channel=channel,
+        members_per_chunk=members_per_chunk, ray_address=ray_address, work_dir=work_dir,
+        stage=stage,
+    ) as chunks:  # fmt: skip
+        stage("arbitration and budgets")
+        result = decide(chunks.statics())
+    ray_tasks = tuple(chunks.tasks)
+    return BatchDecisions(result, offers.height, members.height, chunks.candidates, ray_tasks)
 
 
 def campaign_summary(decisions: pl.DataFrame) -> pl.DataFrame:

@@ -38,15 +38,11 @@ The club's data and the plan directory must be on storage every Ray node sees.
 
 from __future__ import annotations
 
-import os
-import pickle
 import shutil
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -69,6 +65,7 @@ from nbo.pipelines.plan import (
     known_members,
     member_recommendations,
 )
+from nbo.pipelines.ray_tasks import TASK_CPUS, PickledModels, task_options, write_parquet
 from nbo.plans.day import COLD_MEMBER, DayPlan, PlannedModel, select_members
 from nbo.plans.shards import shard_of
 from nbo.plans.store import RECOMMENDATIONS, DayDraft, read_arm, write_rows
@@ -76,8 +73,6 @@ from nbo.tracking.bundle import Bundle
 
 __all__ = ["TASK_CPUS", "ShardHistory", "plan_day_sharded"]
 
-TASK_CPUS = 1
-"""CPUs of one shard task; polars and BLAS inside it use as many threads."""
 _PLACEHOLDER = -(2**63)  # the member of the placeholder rows: sorts first, never a real member
 _WORK = ".work"
 Stage = Callable[[str], None]
@@ -119,23 +114,13 @@ class _Club:
     campaigns: list[str]
 
 
-def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Atomically: a retried task replaces the file whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    frame.write_parquet(part)
-    os.replace(part, path)
-
-
 def _as(frame: pl.DataFrame, columns: Mapping[str, pl.DataType]) -> pl.DataFrame:
     return frame.select([pl.col(c).cast(t) for c, t in columns.items()])
 
 
-def _score_shard(job: _Job, shard: int, pickled: bytes) -> int:
+def _score_shard(job: _Job, shard: int, pickled: PickledModels[dict[str, Bundle]]) -> int:
     """Round 1 for one shard (``pickled``: the arms' bundles); returns its member count."""
-    # unpickled here, not by Ray: Ray hands arrays over read-only, and a model (implicit's
-    # nearest-neighbour scorer) needs its own writable ones
-    bundles: dict[str, Bundle] = pickle.loads(pickled)
+    bundles = pickled.load()
     club = ClubData(job.data_dir)
     history = History(club, job.midnight)
     member_ids = np.empty(0, dtype=np.int64)
@@ -146,12 +131,12 @@ def _score_shard(job: _Job, shard: int, pickled: bytes) -> int:
         ours = pl.col("member_id").is_in(pl.Series(member_ids).implode())
         # a targeted campaign's audience brings pairs of other members along: not this shard's
         candidates = build_candidates(view, bundle, job.offers, job.policy).filter(ours)
-        _write_parquet(candidates.select("member_id", *COLD_INPUTS), job.work(arm, "cold", shard))
+        write_parquet(candidates.select("member_id", *COLD_INPUTS), job.work(arm, "cold", shard))
         pairs = _as(candidates, CANDIDATE_COLUMNS)
         del candidates
         for channel in job.channels:
             static = plan_static(pairs, people, job.policy, at=job.midnight, channel=channel)
-            _write_parquet(static.collect(), job.work(arm, channel, shard))
+            write_parquet(static.collect(), job.work(arm, channel, shard))
         recs = member_recommendations(bundle, history, member_ids)
         write_rows(recs, job.draft.rows_folder(arm, RECOMMENDATIONS, shard))
     return int(member_ids.size)
@@ -217,13 +202,6 @@ def _club_plan(
     return clubs
 
 
-def _task_options() -> dict[str, Any]:
-    threads = str(TASK_CPUS)
-    env = {name: threads for name in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS",
-                                      "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}  # fmt: skip
-    return {"num_cpus": TASK_CPUS, "max_retries": 3, "runtime_env": {"env_vars": env}}
-
-
 def plan_day_sharded(
     club: ClubData,
     policy: Policy,
@@ -258,13 +236,13 @@ def plan_day_sharded(
         people = _as(build_members(history, bundle.timing, policy), MEMBER_COLUMNS)
         shard = shard_of(people["member_id"].to_numpy(), job.shards)
         for s in range(job.shards):
-            _write_parquet(people.filter(shard == s), job.work(arm, "members", s))
+            write_parquet(people.filter(shard == s), job.work(arm, "members", s))
         del people
     with ray_session(ray_address) as ray:
-        options = _task_options()
+        options = task_options()
         stage(f"scoring {job.shards} shard(s) on Ray")
         score = ray.remote(_score_shard).options(**options)
-        bundles_ref = ray.put(pickle.dumps(bundles))
+        bundles_ref = ray.put(PickledModels.of(bundles))
         scored = ray.get([score.remote(job, s, bundles_ref) for s in range(job.shards)])
         if scored != [ids.size for ids in known]:  # each task's members are the driver's
             sizes = [ids.size for ids in known]

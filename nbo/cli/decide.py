@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nbo.cli.common import console, fails_cleanly
+from nbo.cli.common import EngineOpt, RayAddressOpt, console, fails_cleanly
 from nbo.cli.models import (
     DEFAULT_MODEL,
     DataOpt,
@@ -22,6 +22,7 @@ from nbo.cli.models import (
     _write,
     priors,
 )
+from nbo.engine import Engine
 
 if TYPE_CHECKING:
     from nbo.data.keys import MemberKeys
@@ -138,12 +139,27 @@ def decide_cmd(
     ] = True,
     database_url: DatabaseOpt = None,
     examples: Annotated[int, typer.Option(help="Print this many members' lists.")] = 0,
+    members_per_chunk: Annotated[
+        int | None,
+        typer.Option(
+            help="Members scored per chunk (default 100,000): bounds a chunk's memory; with "
+            "--engine ray, each chunk is one task.",
+            min=1,
+        ),
+    ] = None,
+    engine: EngineOpt = Engine.local,
+    ray_address: RayAddressOpt = "",
 ) -> None:
-    """Decide every member's offers within the policy and the campaign budgets."""
+    """Decide every member's offers within the policy and the campaign budgets. With --engine
+    ray, each chunk of members is scored by a Ray task (same decisions as --engine local)."""
     from nbo.decisioning.policy import load_policy
+    from nbo.engine import import_ray
     from nbo.history import InteractionStore
+    from nbo.pipelines.candidates import MEMBERS_PER_CHUNK
     from nbo.pipelines.decide import decide_batch
 
+    if engine is Engine.ray:
+        import_ray()  # before any work: without the extra, a clear error now
     when = _date(at, "--at")
     rules = load_policy(policy)
     rules.check_channel(channel)
@@ -158,6 +174,8 @@ def decide_cmd(
         batch = decide_batch(
             club, bundle, rules, at=when, channel=channel, campaign=campaign, contacts=contacts,
             stage=lambda name: progress.update(task, description=name),
+            members_per_chunk=members_per_chunk or MEMBERS_PER_CHUNK, engine=engine,
+            ray_address=ray_address, work_dir=out.resolve().parent,
         )  # fmt: skip
         decisions = batch.result.decisions
         recorded = 0
@@ -171,6 +189,12 @@ def decide_cmd(
         console.print(
             f"recorded {recorded:,} decisions in {store!r}"
             + (f" ({again:,} already recorded by an earlier run for the day)" if again else ""),
+            markup=False,
+        )
+    if batch.ray_tasks:
+        nodes = len({scored.node_id for scored in batch.ray_tasks})
+        console.print(
+            f"scored {len(batch.ray_tasks)} member chunk(s) as Ray tasks on {nodes} node(s)",
             markup=False,
         )
     print_decisions(batch, examples=examples, keys=club.keys)
