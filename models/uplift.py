@@ -7,7 +7,9 @@ champion's offers against the holdout's would-be ones (``nbo.history.exposure``)
 (member, offer) pairs, outcome = bought any of the offer's products in the window, features =
 the offer response model's point-in-time pair features as of the campaign's start, it fits
 an X-learner (:class:`XLearner`; Künzel et al., PNAS 2019): small control groups and a known
-randomization propensity are its case.
+randomization propensity are its case. With enough control pairs its estimates are
+calibrated out of fold (:func:`~nbo.models.xlearner.out_of_fold_calibration`): a decision picks
+the pairs whose noisy estimate is highest, where uncalibrated estimates run high.
 
 Without randomized data nothing can be measured: the model says so (``measured_`` false and
 ``reason_``) and predicts :func:`assumed_uplift`, an assumption, flagged
@@ -16,7 +18,6 @@ Without randomized data nothing can be measured: the model says so (``measured_`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import overload
 
@@ -24,7 +25,6 @@ import numpy as np
 import polars as pl
 from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sklearn.base import BaseEstimator
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
 
 from nbo.data.audience import randomized_audience
@@ -39,8 +39,9 @@ from nbo.models.response import (
     campaign_types,
     pair_matrix,
     score_pairs,
-    tree_probability,
 )
+from nbo.models.uplift_calibration import EffectCalibration
+from nbo.models.xlearner import XLearner, out_of_fold_calibration
 
 __all__ = ["OfferUplift", "XLearner", "assumed_uplift", "randomized_pairs"]
 
@@ -60,57 +61,6 @@ def assumed_uplift(
     shrinks as ``p_buy`` grows and never exceeds ``p_redeem``. An assumption, not a measurement.
     """
     return p_redeem * (1 - p_buy)
-
-
-@dataclass(frozen=True)
-class XLearner:
-    """A fitted X-learner: outcome models per arm, imputed-effect models, propensity weight.
-
-    ``effect(x) = propensity · tau_control(x) + (1 − propensity) · tau_treated(x)``: the
-    effect model learned on the larger (treated) arm gets the weight of the smaller one.
-    """
-
-    tau_treated: HistGradientBoostingRegressor
-    tau_control: HistGradientBoostingRegressor
-    propensity: float
-
-    @classmethod
-    def fit(
-        cls,
-        matrix: np.ndarray,
-        treated: np.ndarray,
-        outcome: np.ndarray,
-        propensity: float,
-        params: dict[str, float | int | None],
-    ) -> XLearner:
-        """Fit on rows of ``matrix`` with 0/1 ``outcome`` and boolean ``treated``."""
-        t, c = treated.astype(bool), ~treated.astype(bool)
-        y = outcome.astype(np.float64)
-
-        def outcome_model(rows: np.ndarray) -> HistGradientBoostingClassifier:
-            return HistGradientBoostingClassifier(early_stopping=False, **params).fit(
-                matrix[rows], y[rows]
-            )
-
-        def effect_model(rows: np.ndarray, imputed: np.ndarray) -> HistGradientBoostingRegressor:
-            return HistGradientBoostingRegressor(early_stopping=False, **params).fit(
-                matrix[rows], imputed
-            )
-
-        mu_treated, mu_control = outcome_model(t), outcome_model(c)
-        imputed_treated = y[t] - tree_probability(mu_control, matrix[t])
-        imputed_control = tree_probability(mu_treated, matrix[c]) - y[c]
-        return cls(
-            tau_treated=effect_model(t, imputed_treated),
-            tau_control=effect_model(c, imputed_control),
-            propensity=propensity,
-        )
-
-    def effect(self, matrix: np.ndarray) -> np.ndarray:
-        """The estimated effect on P(outcome) of each row, clipped to [-1, 1]."""
-        e = self.propensity
-        tau = e * self.tau_control.predict(matrix) + (1 - e) * self.tau_treated.predict(matrix)
-        return np.clip(np.asarray(tau, dtype=np.float64), -1.0, 1.0)
 
 
 def randomized_pairs(
@@ -145,6 +95,11 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
         Randomized pairs sampled to learn from (controls and treated alike).
     min_control_pairs
         Fewer control pairs than this is too little to measure anything: fall back.
+    calibration_bins, calibration_min_controls
+        Quantile bins of the out-of-fold calibration of the estimates
+        (:mod:`~nbo.models.uplift_calibration`), done with at least that many control pairs
+        (0 bins: never). With fewer, each half's learner is much noisier than the whole's
+        and the map learned on the halves flattens the whole's estimates too far.
     include_running
         Also learn from campaigns still running at ``as_of`` (windows cut there).
     batch_size
@@ -163,6 +118,8 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
         l2_regularization: NonNegativeFloat = 1.0,
         max_train_pairs: PositiveInt = 100_000,
         min_control_pairs: NonNegativeInt = 50,
+        calibration_bins: NonNegativeInt = 10,
+        calibration_min_controls: NonNegativeInt = 5_000,
         include_running: bool = False,
         batch_size: PositiveInt = 1_000_000,
         random_state: int | None = 0,
@@ -174,6 +131,8 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
         self.l2_regularization = l2_regularization
         self.max_train_pairs = max_train_pairs
         self.min_control_pairs = min_control_pairs
+        self.calibration_bins = calibration_bins
+        self.calibration_min_controls = calibration_min_controls
         self.include_running = include_running
         self.batch_size = batch_size
         self.random_state = random_state
@@ -190,6 +149,7 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
         self.measured_: bool = False
         self.n_train_pairs_: int = 0
         self.learner_: XLearner | None = None
+        self.calibration_: EffectCalibration | None = None
         campaigns = history.campaigns
         if not self.include_running:
             campaigns = campaigns.filter(pl.col("end_date") < history.as_of_date)
@@ -229,13 +189,14 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
         ]
         treated = features["treated"].to_numpy()
         propensity = float(treated.mean())  # the randomization's treated share, pooled
-        self.learner_ = XLearner.fit(
-            pair_matrix(features, self.campaign_types_),
-            treated,
-            features["label"].to_numpy(),
-            propensity,
-            boosting_params(self),
-        )
+        matrix, label = pair_matrix(features, self.campaign_types_), features["label"].to_numpy()
+        self.learner_ = XLearner.fit(matrix, treated, label, propensity, boosting_params(self))
+        if self.calibration_bins and n_control >= self.calibration_min_controls:
+            self.calibration_ = out_of_fold_calibration(
+                matrix, treated, label, propensity, boosting_params(self),
+                members=features["member_id"].to_numpy(), bins=self.calibration_bins,
+                seed=self.random_state,
+            )  # fmt: skip
         self.measured_ = True
         self.n_train_pairs_ = features.height
         campaign_count = labelled["campaign_id"].n_unique()
@@ -243,6 +204,8 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
             f"X-learner on {features.height} pairs ({n_control} control) of "
             f"{campaign_count} randomized campaign(s) {when}"
         )
+        if self.calibration_ is not None:
+            self.reason_ += f", calibrated out of fold ({self.calibration_.knots.size} bins)"
         served = features.filter(pl.col("from_history"))
         if served.height:
             self.reason_ += (
@@ -286,11 +249,16 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
                 probabilities["p_redeem"].to_numpy(), probabilities["p_buy"].to_numpy()
             )
         else:
-            learner = self.learner_
+            learner, calibration = self.learner_, self.calibration_
+
+            def effect(features: pl.DataFrame) -> np.ndarray:
+                estimate = learner.effect(pair_matrix(features, self.campaign_types_))
+                return estimate if calibration is None else calibration(estimate)
+
             keyed, uplift = score_pairs(
                 history,
                 scored,
-                lambda features: learner.effect(pair_matrix(features, self.campaign_types_)),
+                effect,
                 batch_size=self.batch_size,
                 receipts=receipts,
                 offers=offers,
