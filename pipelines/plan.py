@@ -13,6 +13,7 @@ shard; :func:`nbo.plans.store.write_day` writes it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import numpy as np
@@ -43,6 +44,7 @@ from nbo.tracking.bundle import Bundle
 
 __all__ = [
     "COLD_INPUTS",
+    "DayInputs",
     "cold_member",
     "cold_start_candidates",
     "day_offers",
@@ -187,31 +189,64 @@ def plan_day(
     """The day's plan for each arm's model (see the module docstring); ``channels`` default to
     the policy's, ``shards`` to one per :data:`~nbo.plans.shards.MEMBERS_PER_SHARD` members.
     ``store`` (optional) gives the exploration's offer statistics as of the day's midnight."""
-    channels = list(channels if channels is not None else policy.channels)
-    for channel in channels:
-        policy.check_channel(channel)
-    midnight = datetime.combine(day, datetime.min.time())
-    stage("active offers")
-    history = History.at(club, midnight)
-    offers = active_offers(club, midnight)
-    known = known_members(history, shards)
-    count = len(known)
-    stats = offer_stats(store.contact_state(midnight)) if store is not None else OfferStats.empty()
+    given = DayInputs.of(club, policy, store, day, channels, shards, stage)
     arms = {
-        arm: model_plan(model, bundle, history, offers, policy, stats, channels=channels,
-                        known=known, cold_start_offers=cold_start_offers, stage=stage)
+        arm: model_plan(model, bundle, given.history, given.offers, policy, given.stats,
+                        channels=given.channels, known=given.known,
+                        cold_start_offers=cold_start_offers, stage=stage)
         for arm, (model, bundle) in models.items()
     }  # fmt: skip
     stage("offers and campaigns")
-    info, campaigns = day_offers(club, offers, day)
+    info, campaigns = day_offers(club, given.offers, day)
     return DayPlan(
         day=day,
-        shards=count,
-        members=known,
+        shards=len(given.known),
+        members=given.known,
         arms=arms,
         offers=info,
         campaigns=campaigns,
     )
+
+
+@dataclass(frozen=True)
+class DayInputs:
+    """What planning a day starts from, whichever engine plans it."""
+
+    channels: list[str]
+    midnight: datetime  # history strictly before it
+    history: History
+    offers: pl.DataFrame  # the offers active at midnight
+    known: list[NDArray[np.int64]]  # the members of each shard
+    stats: OfferStats  # the exploration's offer statistics as of midnight
+
+    @classmethod
+    def of(
+        cls,
+        club: ClubData,
+        policy: Policy,
+        store: InteractionStore | None,
+        day: date,
+        channels: Sequence[str] | None,
+        shards: int | None,
+        stage: Stage,
+    ) -> DayInputs:
+        """``channels`` default to the policy's (each checked), ``shards`` as
+        :func:`known_members`; ``store`` (optional) gives the offer statistics."""
+        chosen = list(channels if channels is not None else policy.channels)
+        for channel in chosen:
+            policy.check_channel(channel)
+        midnight = datetime.combine(day, datetime.min.time())
+        stage("active offers")
+        history = History.at(club, midnight)
+        stats = store.contact_state(midnight) if store is not None else None
+        return cls(
+            channels=chosen,
+            midnight=midnight,
+            history=history,
+            offers=active_offers(club, midnight),
+            known=known_members(history, shards),
+            stats=offer_stats(stats) if stats is not None else OfferStats.empty(),
+        )
 
 
 def known_members(history: History, shards: int | None = None) -> list[NDArray[np.int64]]:

@@ -55,14 +55,13 @@ from nbo.decisioning.prepare import CANDIDATE_COLUMNS, MEMBER_COLUMNS, plan_stat
 from nbo.engine import ray_session
 from nbo.features.history import History
 from nbo.history import InteractionStore
-from nbo.pipelines.candidates import active_offers, build_candidates, build_members
-from nbo.pipelines.decide import offer_stats
+from nbo.pipelines.candidates import build_candidates, build_members
 from nbo.pipelines.plan import (
     COLD_INPUTS,
+    DayInputs,
     cold_member,
     cold_start_candidates,
     day_offers,
-    known_members,
     member_recommendations,
 )
 from nbo.pipelines.ray_tasks import TASK_CPUS, PickledModels, task_options, write_parquet
@@ -219,15 +218,9 @@ def plan_day_sharded(
     """:func:`~nbo.pipelines.plan.plan_day` on Ray, its files written into ``draft`` (see the
     module docstring); returns the plan memory-mapped from the draft, for
     :func:`~nbo.plans.store.commit_day`."""
-    channels = list(channels if channels is not None else policy.channels)
-    for channel in channels:
-        policy.check_channel(channel)
-    midnight = datetime.combine(day, datetime.min.time())
-    stage("active offers")
-    history = History.at(club, midnight)
-    offers = active_offers(club, midnight)
-    known = known_members(history, shards)
-    stats = offer_stats(store.contact_state(midnight)) if store is not None else OfferStats.empty()
+    given = DayInputs.of(club, policy, store, day, channels, shards, stage)
+    midnight, history, offers, known = given.midnight, given.history, given.offers, given.known
+    channels, stats = given.channels, given.stats
     job = _Job(str(club.root), midnight, len(known), policy, offers, channels, draft)
     bundles = {arm: bundle for arm, (_, bundle) in models.items()}
     for arm, bundle in bundles.items():

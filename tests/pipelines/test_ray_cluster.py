@@ -19,6 +19,7 @@ from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 from nbo.cli import app
+from tests.pipelines.test_plan_engine import plan_cli
 
 runner = CliRunner()
 AT = "2024-04-01"
@@ -106,12 +107,16 @@ def test_decide_on_two_nodes_survives_a_killed_worker(
     assert [p.name for p in ray_out.parent.iterdir()] == [ray_out.name]
 
 
-def test_decide_on_ray_without_ray_installed_is_a_clear_error(
-    synth_club: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("command", ["decide", "plan"])
+def test_ray_engine_without_ray_installed_is_a_clear_error(
+    command: str, synth_club: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    out = tmp_path / "decisions.parquet"
-    output = _decide(synth_club, out, tmp_path, "--engine", "ray")
+    out = tmp_path / "out"
+    if command == "decide":
+        output = _decide(synth_club, out, tmp_path, "--engine", "ray")
+    else:
+        output = plan_cli(synth_club, out, tmp_path, "--engine", "ray")
     assert output.startswith("2\n"), output
     assert "pip install 'nbo[ray]'" in output and "Traceback" not in output
     assert not out.exists()
