@@ -7,7 +7,7 @@ candidates (:mod:`nbo.pipelines.candidates`) and member context through
 :class:`~nbo.decisioning.plan.Plan` with the exploration odds of the day; a cold-start template
 for members the data does not know yet; every member's product recommendations. Then the
 active offers and campaigns. The result (:class:`~nbo.plans.day.DayPlan`) is split by member
-shard; :func:`nbo.plans.store.write_day` writes it.
+shard; :func:`nbo.plans.writer.write_day` writes it.
 """
 
 from __future__ import annotations

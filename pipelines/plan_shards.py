@@ -2,7 +2,7 @@
 as :func:`~nbo.pipelines.plan.plan_day`.
 
 Two rounds of one task per shard, each writing its shard's files into the day's draft
-(:class:`~nbo.plans.store.DayDraft`) itself, atomically, so Ray may retry it:
+(:class:`~nbo.plans.writer.DayDraft`) itself, atomically, so Ray may retry it:
 
 1. **score** (the heavy work): the shard's candidates, scores and member context through
    :func:`~nbo.decisioning.prepare.plan_static` for each channel (kept in the draft's work
@@ -67,7 +67,8 @@ from nbo.pipelines.plan import (
 from nbo.pipelines.ray_tasks import TASK_CPUS, PickledModels, task_options, write_parquet
 from nbo.plans.day import COLD_MEMBER, DayPlan, PlannedModel, select_members
 from nbo.plans.shards import shard_of
-from nbo.plans.store import RECOMMENDATIONS, DayDraft, read_arm, write_rows
+from nbo.plans.store import RECOMMENDATIONS
+from nbo.plans.writer import DayDraft, read_arm, write_rows
 from nbo.tracking.bundle import Bundle
 
 __all__ = ["TASK_CPUS", "ShardHistory", "plan_day_sharded"]
@@ -217,7 +218,7 @@ def plan_day_sharded(
 ) -> DayPlan:
     """:func:`~nbo.pipelines.plan.plan_day` on Ray, its files written into ``draft`` (see the
     module docstring); returns the plan memory-mapped from the draft, for
-    :func:`~nbo.plans.store.commit_day`."""
+    :func:`~nbo.plans.writer.commit_day`."""
     given = DayInputs.of(club, policy, store, day, channels, shards, stage)
     midnight, history, offers, known = given.midnight, given.history, given.offers, given.known
     channels, stats = given.channels, given.stats

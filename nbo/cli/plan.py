@@ -118,7 +118,8 @@ def plan_cmd(
     from nbo.history import InteractionStore
     from nbo.pipelines.plan import plan_day
     from nbo.pipelines.plan_shards import plan_day_sharded
-    from nbo.plans.store import commit_day, open_day, policy_digest, write_arm
+    from nbo.plans.store import policy_digest
+    from nbo.plans.writer import commit_day, open_day, write_arm
 
     start = time.perf_counter()
     if engine is Engine.ray:

@@ -22,8 +22,8 @@ from nbo.plans.store import (
     policy_digest,
     read_day,
     read_manifest,
-    write_day,
 )
+from nbo.plans.writer import write_day
 
 __all__ = [
     "COLD_MEMBER",

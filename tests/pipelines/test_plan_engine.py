@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from nbo.cli import app
 from nbo.plans import DayPlan, MemberRows, read_day
 from nbo.plans.arrays import read_arrays
-from nbo.plans.store import write_rows
+from nbo.plans.writer import write_rows
 from tests.serving.conftest import TODAY
 
 runner = CliRunner()

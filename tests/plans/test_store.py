@@ -34,6 +34,7 @@ from nbo.plans import (
     write_day,
 )
 from nbo.plans import store as plan_store
+from nbo.plans import writer as plan_writer
 from nbo.plans.arrays import ArrayStoreError, read_arrays, write_arrays
 from nbo.plans.day import select_members, split_by_shard
 from nbo.plans.shards import member_shard, shard_count, shard_of
@@ -204,7 +205,7 @@ def test_planning_again_replaces_the_day_whole_and_a_failed_run_leaves_it(
     assert hidden == [f".{DAY}.{second.manifest['plan_id']}"]
 
     calls = 0
-    real = plan_store.write_arrays
+    real = plan_writer.write_arrays
 
     def failing(obj: Any, directory: Path) -> None:
         nonlocal calls
@@ -213,7 +214,7 @@ def test_planning_again_replaces_the_day_whole_and_a_failed_run_leaves_it(
             raise OSError("disk full")
         real(obj, directory)
 
-    monkeypatch.setattr(plan_store, "write_arrays", failing)
+    monkeypatch.setattr(plan_writer, "write_arrays", failing)
     with pytest.raises(OSError, match="disk full"):
         write_day(day_plan(tiny_plan([COLD_MEMBER, 7])), tmp_path)
     kept = read_day(tmp_path, DAY)
