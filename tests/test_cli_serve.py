@@ -68,6 +68,8 @@ def test_serve_refuses_a_plan_made_under_another_policy(
 
 def test_experiment_report_per_arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(console, "width", 80)  # fits an ordinary terminal
+    # the report is logged to MLflow: to this test's store, not the checkout's
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     url = f"sqlite:///{tmp_path / 'h.db'}"
     t0 = datetime(2024, 4, 1, 9)
     with InteractionStore(url) as store:
