@@ -249,7 +249,8 @@ class OfferUplift(BaseEstimator):  # type: ignore[misc]
                 probabilities["p_redeem"].to_numpy(), probabilities["p_buy"].to_numpy()
             )
         else:
-            learner, calibration = self.learner_, self.calibration_
+            # a model trained before the calibration existed has none: used as it was
+            learner, calibration = self.learner_, getattr(self, "calibration_", None)
 
             def effect(features: pl.DataFrame) -> np.ndarray:
                 estimate = learner.effect(pair_matrix(features, self.campaign_types_))

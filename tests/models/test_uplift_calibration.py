@@ -11,6 +11,7 @@ from nbo.data.io import ClubData
 from nbo.features.history import History
 from nbo.models.uplift import OfferUplift
 from nbo.models.uplift_calibration import calibrate_effects, member_folds
+from tests.models.test_uplift import favourite_pairs
 from tests.models.uplift_club import AS_OF, uplift_club
 
 
@@ -53,3 +54,12 @@ def test_the_model_calibrates_only_with_enough_controls(tmp_path: Path) -> None:
     assert "calibrated" not in default.reason_
     forced = OfferUplift(min_samples_leaf=10, calibration_min_controls=0).fit(history)
     assert forced.calibration_ is not None and "calibrated out of fold" in forced.reason_
+
+
+def test_a_model_pickled_before_the_calibration_existed_still_predicts(tmp_path: Path) -> None:
+    history = History.at(ClubData(uplift_club(tmp_path / "club")), AS_OF)
+    model = OfferUplift(min_samples_leaf=10).fit(history)
+    pairs = favourite_pairs()
+    expected = model.predict(history, pairs)
+    del model.calibration_  # as unpickled from a bundle trained before it
+    assert model.predict(history, pairs).equals(expected)
